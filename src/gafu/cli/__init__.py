@@ -1,0 +1,46 @@
+"""The `gafu` command: one module per sub-command, each a thin layer over a library function."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gafu import __version__
+from gafu.errors import GafuError
+
+# Sub-commands in workflow order; each `gafu.cli.<name>` has HELP, add_arguments(parser), run(args).
+COMMANDS = ["init"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="gafu",
+        description="gafu (画風): from a folder of one artist's pictures to a style LoKr.",
+    )
+    parser.add_argument("--version", action="version", version=f"gafu {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"gafu.cli.{name}")
+        sub = commands.add_parser(name, help=module.HELP, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the gafu command line; returns the exit code."""
+    for stream in (sys.stdout, sys.stderr):  # a Windows console must not fail on a file name
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except GafuError as exc:
+        print(f"gafu: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gafu: interrupted; earlier results are kept", file=sys.stderr)
+        return 130

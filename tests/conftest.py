@@ -1,0 +1,108 @@
+"""Shared test fixtures: built once per session where they are costly. Tests never touch the network."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+# Before anything imports huggingface_hub: offline, and a cache of the tests' own.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gafu-test-hf-home-")
+os.environ.pop("HF_HUB_CACHE", None)
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gafu.init import init_project
+from gafu.project import Project
+
+
+# --- pictures ------------------------------------------------------------------------------
+def write_picture(
+    path: Path,
+    size: tuple[int, int] = (96, 64),
+    *,
+    seed: int = 0,
+    mode: str = "RGB",
+    fmt: str | None = None,
+) -> Path:
+    """Write a picture with random blocks (so perceptual hashes differ by seed)."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+    image = Image.fromarray(blocks, "RGB").resize(size, Image.Resampling.NEAREST)
+    if mode != "RGB":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def picture_writer() -> Callable[..., Path]:
+    """The `write_picture` helper, as a fixture."""
+    return write_picture
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Project]:
+    """Factory: a project with `n_target` and `n_reg` small pictures in folders of originals."""
+
+    def make(n_target: int = 4, n_reg: int = 4, trigger: str = "mzh_style", **init_kwargs) -> Project:
+        target = tmp_path / "originals" / "target"
+        reg = tmp_path / "originals" / "reg"
+        for i in range(n_target):
+            write_picture(target / f"t{i:03d}.png", seed=1000 + i)
+        for i in range(n_reg):
+            write_picture(reg / f"r{i:03d}.png", seed=2000 + i)
+        target.mkdir(parents=True, exist_ok=True)
+        init_project(
+            tmp_path / "project",
+            target=target,
+            reg=reg if n_reg else None,
+            trigger=trigger,
+            **init_kwargs,
+        )
+        return Project.open(tmp_path / "project")
+
+    return make
+
+
+# --- failing writes (disk full, read-only folders) ----------------------------------------------
+class WriteFailure:
+    """Makes every gafu write under `folder` fail with an OSError, after `after` successful ones.
+
+    All gafu outputs go through `gafu.fsio.atomic_path`, which creates its temporary file with
+    `tempfile.mkstemp`; failing there is what a full disk or a read-only folder (where chmod cannot
+    be used, e.g. when tests run as root) looks like to gafu.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self._monkeypatch = monkeypatch
+
+    def under(self, folder: Path, code: int, *, after: int = 0) -> None:
+        import tempfile as tempfile_module
+
+        real = tempfile_module.mkstemp
+        folder = Path(folder).resolve()
+        state = {"left": after}
+
+        def mkstemp(*args, **kwargs):
+            target = Path(kwargs.get("dir") or (args[2] if len(args) > 2 else ".")).resolve()
+            if target == folder or folder in target.parents:
+                if state["left"] <= 0:
+                    raise OSError(code, os.strerror(code))
+                state["left"] -= 1
+            return real(*args, **kwargs)
+
+        self._monkeypatch.setattr(tempfile_module, "mkstemp", mkstemp)
+
+
+@pytest.fixture
+def write_failure(monkeypatch: pytest.MonkeyPatch) -> WriteFailure:
+    """`write_failure.under(folder, errno.ENOSPC, after=2)`: writes there fail (see WriteFailure)."""
+    return WriteFailure(monkeypatch)

@@ -1,0 +1,1 @@
+"""`gafu prep`: originals → the training layout (D4, D5)."""

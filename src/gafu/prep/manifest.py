@@ -1,0 +1,85 @@
+"""`.gafu/prep-manifest.json`: what prep made from which original (the contract with later stages).
+
+Later stages read it for the bars prep added (T4: `letterboxed` / `pillarboxed`) and for the
+original behind each prepared picture. It is bookkeeping: deleting it makes the next prep redo
+its work, nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gafu.config import SetName
+from gafu.errors import GafuError
+from gafu.fsio import read_json, write_json_atomic
+
+MANIFEST_VERSION = 1
+Bars = Literal["letterboxed", "pillarboxed"]
+
+
+@dataclass
+class ManifestEntry:
+    """One prepared picture: where it came from, with which settings, and what was done to it."""
+
+    set: SetName
+    source: str  # absolute POSIX path of the original
+    source_sha256: str
+    source_size: tuple[int, int]  # (width, height) after EXIF orientation
+    settings: str  # key of the settings that shaped this output; another key means redo
+    output_size: tuple[int, int]
+    bars: Bars | None = None  # T4: bars added by padding (top/bottom: letterboxed, sides: pillarboxed)
+    scale: float = 1.0  # output pixels per source pixel
+    crop: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) kept, in source pixels
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    """Every prepared picture, keyed by its path relative to the project root (POSIX)."""
+
+    entries: dict[str, ManifestEntry] = field(default_factory=dict)
+
+    def bars_for(self, relative: str) -> Bars | None:
+        """The bars prep added to the picture at `relative` (None if none or unknown)."""
+        entry = self.entries.get(relative)
+        return entry.bars if entry else None
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read the manifest; a missing file is an empty manifest, a damaged one a clear error."""
+    if not path.exists():
+        return Manifest()
+    data = read_json(path, what="prep manifest")
+    if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+        raise GafuError(
+            f"{path} is not a prep manifest of version {MANIFEST_VERSION}",
+            path=path,
+            hint="delete it and run `gafu prep` again (it is rebuilt; pictures are kept)",
+        )
+    entries = {}
+    for key, raw in data.get("entries", {}).items():
+        try:
+            raw = dict(raw)
+            raw["source_size"] = tuple(raw["source_size"])
+            raw["output_size"] = tuple(raw["output_size"])
+            if raw.get("crop") is not None:
+                raw["crop"] = tuple(raw["crop"])
+            entries[key] = ManifestEntry(**raw)
+        except (TypeError, KeyError) as exc:
+            raise GafuError(
+                f"{path} has a damaged entry for {key} ({exc})",
+                path=path,
+                hint="delete it and run `gafu prep` again",
+            ) from exc
+    return Manifest(entries=entries)
+
+
+def save_manifest(manifest: Manifest, path: Path) -> None:
+    """Write the manifest atomically."""
+    data = {
+        "version": MANIFEST_VERSION,
+        "entries": {key: asdict(entry) for key, entry in sorted(manifest.entries.items())},
+    }
+    write_json_atomic(path, data)

@@ -106,3 +106,55 @@ class WriteFailure:
 def write_failure(monkeypatch: pytest.MonkeyPatch) -> WriteFailure:
     """`write_failure.under(folder, errno.ENOSPC, after=2)`: writes there fail (see WriteFailure)."""
     return WriteFailure(monkeypatch)
+
+
+# --- captioned datasets (gafu tags, gafu check) ---------------------------------------------------
+Captions = list[list[str] | None]  # one entry per picture: its tags, or None for no caption file
+
+
+def write_captioned_set(
+    project: Project,
+    which: str,
+    captions: Captions,
+    *,
+    size: tuple[int, int] = (64, 64),
+    bars: dict[int, str] | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Prepared pictures `<t|r>NNN.png` in a set's concept folder, with captions and manifest entries."""
+    from gafu.captions.text import write_caption
+    from gafu.prep.manifest import ManifestEntry, load_manifest, save_manifest
+
+    manifest = load_manifest(project.prep_manifest_path)
+    folder = project.concept_dir(which)
+    paths = []
+    for i, tags in enumerate(captions):
+        path = write_picture(folder / f"{which[0]}{i:03d}.png", size, seed=seed + 7919 * i + len(which))
+        if tags is not None:
+            write_caption(path.with_suffix(".txt"), tags)
+        manifest.entries[path.relative_to(project.root).as_posix()] = ManifestEntry(
+            set=which,
+            source=f"/originals/{which}/{path.name}",
+            source_sha256=f"{i:064x}",
+            source_size=size,
+            settings="test",
+            output_size=size,
+            bars=(bars or {}).get(i),
+        )
+        paths.append(path)
+    save_manifest(manifest, project.prep_manifest_path)
+    return paths
+
+
+@pytest.fixture
+def make_captioned_project(make_project: Callable[..., Project]) -> Callable[..., Project]:
+    """Factory: a project whose dataset is already prepared and captioned (see `write_captioned_set`)."""
+
+    def make(target: Captions, reg: Captions, **kwargs) -> Project:
+        project = make_project(n_target=1, n_reg=1 if reg else 0)
+        write_captioned_set(project, "target", target, seed=100, **kwargs)
+        if reg:
+            write_captioned_set(project, "reg", reg, seed=50_000, **kwargs)
+        return project
+
+    return make

@@ -100,6 +100,11 @@ def read_caption(path: Path) -> CaptionFile:
         raw = path.read_bytes()
     except OSError as exc:
         raise os_error_message(exc, path, "read") from exc
+    return caption_from_bytes(raw, path)
+
+
+def caption_from_bytes(raw: bytes, path: Path) -> CaptionFile:
+    """`read_caption` on bytes already read from `path` (so a caller can keep the exact text too)."""
     text = decode_utf8(raw, path, what="caption")
     problems = []
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -120,6 +125,11 @@ def read_caption(path: Path) -> CaptionFile:
     return CaptionFile(path=path, tags=tags, problems=problems)
 
 
+def caption_file_text(tags: Iterable[str]) -> str:
+    """The text gafu writes for a caption: one line, `\\n` end."""
+    return format_caption(tags) + "\n"
+
+
 def write_caption(path: Path, tags: Iterable[str]) -> None:
     """Write a caption atomically: one UTF-8 line, no BOM, `\\n` end."""
-    write_text_atomic(path, format_caption(tags) + "\n")
+    write_text_atomic(path, caption_file_text(tags))

@@ -172,6 +172,7 @@ def test_batch_size_grows_with_vram_and_always_fits_or_warns(prepared_project):
             assert any("needs about" in w for w in plan.warnings)
     assert sizes == sorted(sizes) and sizes[0] == 1 and sizes[-1] > 1
     assert not _plan(project, 6.0).memory.fits
+    assert any("even batch 1 is over the memory estimate" in n for n in _plan(project, 6.0).notes)
 
 
 def test_vram_sources_in_order_of_precedence(prepared_project):

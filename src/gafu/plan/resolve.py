@@ -31,6 +31,7 @@ from gafu.plan.memory import (
     DEFAULT_VRAM_GB,
     FALLBACK_LOKR_PARAMETERS,
     GpuInfo,
+    MemoryEstimate,
     MemoryModel,
     TrainingShape,
     estimate_memory,
@@ -106,40 +107,12 @@ def resolve_plan(
     network = _network_plan(config, sources, warnings, notes, describe, source)
     dataset = _dataset_plan(project, family, sources, warnings, notes)
     run = _run_plan(project, gpu, sources)
-    memory_shape = TrainingShape(
-        mixed_precision=run.mixed_precision,
-        gradient_checkpointing=run.gradient_checkpointing,
-        train_text_encoder=network.settings.train_text_encoder,
-        optimizer=config.train.optimizer,
-        cache_latents=dataset.cache_latents,
-        lokr_parameters=_lokr_parameters(network, notes),
-        largest_bucket=_parse_size(dataset.largest_bucket),
-    )
-    estimate = estimate_memory(memory_shape, memory_model)
+    memory_model = memory_model or MemoryModel()
+    estimate = estimate_memory(_training_shape(config, run, network, dataset, notes), memory_model)
     vram, gpu_name = _vram(vram_gb, config, gpu, sources, notes)
-    usable = vram - (memory_model or MemoryModel()).headroom_gib
+    usable = vram - memory_model.headroom_gib
     batch = _batch_plan(config, dataset, estimate.max_batch_size(usable), sources, warnings, notes)
-    memory = MemoryPlan(
-        vram_gb=vram,
-        gpu=gpu_name,
-        usable_gb=round(usable, 2),
-        fixed_gb=round(estimate.fixed_gib, 2),
-        per_sample_gb=round(estimate.per_sample_gib, 2),
-        estimate_gb=round(estimate.at(batch.batch_size), 2),
-        max_batch_size=max(1, estimate.max_batch_size(usable)),
-        fits=estimate.at(batch.batch_size) <= usable,
-        breakdown=estimate.breakdown(batch.batch_size),
-    )
-    for key in (
-        "usable_gb",
-        "fixed_gb",
-        "per_sample_gb",
-        "estimate_gb",
-        "max_batch_size",
-        "fits",
-        "breakdown",
-    ):
-        sources.set(f"memory.{key}", None, "memory model (estimate)")
+    memory = _memory_plan(estimate, vram, gpu_name, usable, batch.batch_size, sources)
     if not memory.fits:
         warnings.append(_memory_warning(memory, batch.batch_size, config))
     plan = Plan(
@@ -466,7 +439,7 @@ def _batch_pair(
             "batch.batch_size", fitted, "derived: effective batch / gradient_accumulation"
         )
     else:
-        batch_size, why = choose_batch(pairs, max(1, max_batch))
+        batch_size, why = choose_batch(pairs, max_batch)
         sources.set("batch.batch_size", batch_size, "memory model (estimate)")
         notes.append(why)
     if given_accumulation:
@@ -494,12 +467,14 @@ def choose_batch(pairs: BatchPairs, max_batch: int) -> tuple[int, str]:
     sizes whose batch × accumulation lands within EFFECTIVE_BATCH_TOLERANCE of the effective
     batch; ties go to the nearest product, then the larger batch. Batch 1 always fits exactly.
     """
-    ceiling = min(max_batch, pairs.effective)
+    ceiling = max(1, min(max_batch, pairs.effective))
     candidates = [b for b in range(1, ceiling + 1) if abs(pairs.deviation(b)) <= EFFECTIVE_BATCH_TOLERANCE]
     batch = min(candidates or [1], key=lambda b: (pairs.accumulation(b), abs(pairs.deviation(b)), -b))
     accumulation, effective = pairs.accumulation(batch), pairs.effective
     product = batch * accumulation
-    if max_batch > effective:
+    if max_batch < 1:
+        limit = "even batch 1 is over the memory estimate: see the warnings"
+    elif max_batch > effective:
         limit = f"no batch needs to exceed the effective batch {effective}"
     else:
         limit = f"the memory estimate fits batches up to {max_batch}"
@@ -537,6 +512,47 @@ def _vram(
         return sources.set("memory.vram_gb", round(gpu.total_gib, 1), f"detected: {gpu.name}"), gpu_name
     notes.append(f"no GPU detected: planned for {DEFAULT_VRAM_GB:g} GB; pass --vram GB for your card")
     return sources.set("memory.vram_gb", DEFAULT_VRAM_GB, "gafu default (no GPU detected)"), gpu_name
+
+
+def _training_shape(
+    config: Config, run: RunPlan, network: NetworkPlan, dataset: DatasetPlan, notes: list[str]
+) -> TrainingShape:
+    """What the memory model needs to know about this run."""
+    return TrainingShape(
+        mixed_precision=run.mixed_precision,
+        gradient_checkpointing=run.gradient_checkpointing,
+        train_text_encoder=network.settings.train_text_encoder,
+        optimizer=config.train.optimizer,
+        cache_latents=dataset.cache_latents,
+        lokr_parameters=_lokr_parameters(network, notes),
+        largest_bucket=_parse_size(dataset.largest_bucket),
+    )
+
+
+def _memory_plan(
+    estimate: MemoryEstimate, vram: float, gpu_name: str, usable: float, batch_size: int, sources: _Sources
+) -> MemoryPlan:
+    for key in (
+        "usable_gb",
+        "fixed_gb",
+        "per_sample_gb",
+        "estimate_gb",
+        "max_batch_size",
+        "fits",
+        "breakdown",
+    ):
+        sources.set(f"memory.{key}", None, "memory model (estimate)")
+    return MemoryPlan(
+        vram_gb=vram,
+        gpu=gpu_name,
+        usable_gb=round(usable, 2),
+        fixed_gb=round(estimate.fixed_gib, 2),
+        per_sample_gb=round(estimate.per_sample_gib, 2),
+        estimate_gb=round(estimate.at(batch_size), 2),
+        max_batch_size=max(1, estimate.max_batch_size(usable)),
+        fits=estimate.at(batch_size) <= usable,
+        breakdown=estimate.breakdown(batch_size),
+    )
 
 
 def _memory_warning(memory: MemoryPlan, batch_size: int, config: Config) -> str:

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from gafu.init import init_project
+from gafu.network.summary import AdaptedModule, NetworkSummary
 from gafu.project import Project
 
 
@@ -146,6 +147,24 @@ def write_captioned_set(
     return paths
 
 
+# --- plan: prepared datasets written directly (no prep stage needed) ---------------------------
+def write_prepared_set(
+    project: Project, which: str, count: int, size: tuple[int, int] = (1024, 1024), *, captions: bool = True
+) -> list[Path]:
+    """`count` flat pictures of `size` (+ captions) in the set's concept folder, as prep leaves them."""
+    folder = project.concept_dir(which)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"{which}_{i:04d}.png"
+        Image.new("L", size, 128).save(path)  # flat grey: fast to write; only the size matters here
+        if captions:
+            first = f"{project.config.project.trigger}, " if which == "target" else ""
+            path.with_suffix(".txt").write_text(f"{first}1girl, solo", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
 @pytest.fixture
 def make_captioned_project(make_project: Callable[..., Project]) -> Callable[..., Project]:
     """Factory: a project whose dataset is already prepared and captioned (see `write_captioned_set`)."""
@@ -158,3 +177,61 @@ def make_captioned_project(make_project: Callable[..., Project]) -> Callable[...
         return project
 
     return make
+
+
+@pytest.fixture
+def prepared_project(make_project: Callable[..., Project]) -> Callable[..., Project]:
+    """Factory: a project whose dataset/ holds `n_target` and `n_reg` prepared pictures of `size`."""
+
+    def make(
+        n_target: int = 40, n_reg: int = 40, size: tuple[int, int] = (1024, 1024), **init_kwargs
+    ) -> Project:
+        project = make_project(n_target=1, n_reg=1 if n_reg else 0, **init_kwargs)
+        write_prepared_set(project, "target", n_target, size)
+        write_prepared_set(project, "reg", n_reg, size)
+        return project
+
+    return make
+
+
+def small_network_summary() -> NetworkSummary:
+    """A NetworkSummary made from the shared types (the plan's tests do not depend on the builder)."""
+    modules = [
+        AdaptedModule(
+            "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q",
+            "unet",
+            "input_blocks.4",
+            "linear",
+            (640, 640),
+            True,
+            8 * 8 + 80 * 80,
+        ),
+        AdaptedModule(
+            "lora_unet_input_blocks_4_1_transformer_blocks_0_ff_net_0_proj",
+            "unet",
+            "input_blocks.4",
+            "linear",
+            (5120, 640),
+            False,
+            8 * 8 + 640 * 128 + 128 * 80,
+        ),
+        AdaptedModule(
+            "lora_unet_middle_block_0_in_layers_2",
+            "unet",
+            "middle_block",
+            "conv3x3",
+            (1280, 1280, 3, 3),
+            True,
+            8 * 8 + 160 * 160 * 9,
+        ),
+        AdaptedModule(
+            "lora_te1_text_model_encoder_layers_0_self_attn_q_proj",
+            "te1",
+            "te1",
+            "linear",
+            (768, 768),
+            True,
+            8 * 8 + 96 * 96,
+        ),
+    ]
+    return NetworkSummary(modules=modules)

@@ -22,6 +22,7 @@ from gafu import recipe
 from gafu.errors import ConfigError
 from gafu.families import DEFAULT_FAMILY, FAMILIES
 from gafu.fsio import read_text_utf8, write_text_atomic
+from gafu.versioning import upgrade
 
 CONFIG_VERSION = 1
 CONFIG_NAME = "gafu.toml"
@@ -216,20 +217,15 @@ MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 def migrate(data: dict[str, Any], *, source: str = CONFIG_NAME) -> dict[str, Any]:
     """Bring a raw config dict up to CONFIG_VERSION, or raise for a version gafu does not know."""
-    version = data.get("version", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ConfigError(f"{source}: `version` must be a whole number ≥ 1, not {version!r}")
-    if version > CONFIG_VERSION:
-        raise ConfigError(
-            f"{source} was written by a newer gafu (config version {version}, this gafu reads "
-            f"up to {CONFIG_VERSION})",
-            hint="upgrade gafu",
-        )
-    while version < CONFIG_VERSION:
-        data = MIGRATIONS[version](dict(data))
-        version += 1
-        data["version"] = version
-    return data
+    return upgrade(
+        data,
+        current=CONFIG_VERSION,
+        migrations=MIGRATIONS,
+        source=source,
+        kind="config",
+        missing=1,
+        error=ConfigError,
+    )
 
 
 def config_from_dict(data: dict[str, Any], *, source: str = CONFIG_NAME) -> Config:

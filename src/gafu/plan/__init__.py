@@ -1,0 +1,10 @@
+"""`gafu plan`: gafu.toml + the prepared dataset + GPU memory → one resolved, typed, versioned Plan.
+
+`resolve_plan(project)` is the entry point; `gafu train` takes the Plan it returns and nothing
+else. See `model.py` for the Plan's fields.
+"""
+
+from gafu.plan.model import PLAN_VERSION, Plan, load_plan, plan_from_dict, save_plan
+from gafu.plan.resolve import resolve_plan
+
+__all__ = ["PLAN_VERSION", "Plan", "load_plan", "plan_from_dict", "resolve_plan", "save_plan"]

@@ -129,3 +129,18 @@ def test_cli_init(tmp_path, folders, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("gafu: error: ") and err.count("\n") == 1
+
+
+def test_cli_output_into_a_closed_pipe(tmp_path, folders, monkeypatch):
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    target, _ = folders
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    code = main(["init", str(tmp_path / "proj"), "--target", str(target), "--trigger", "mzh_style"])
+    assert code == 0  # the reader went away (`gafu … | head`): not an error, and the work is kept
+    assert (tmp_path / "proj" / "gafu.toml").is_file()

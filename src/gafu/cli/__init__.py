@@ -44,3 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gafu: interrupted; earlier results are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gafu check --json | head`: the reader left, which is not an error
+        sys.stdout = None  # type: ignore[assignment]  # keep Python from flushing into the closed pipe
+        return 0

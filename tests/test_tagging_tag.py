@@ -232,3 +232,10 @@ def test_disk_full_while_writing_captions_stops_cleanly(project, write_failure):
 def test_no_prepared_pictures_says_to_run_prep(project, capsys):
     assert main(["tag", str(project.root)]) == 0
     assert "gafu prep" in capsys.readouterr().out
+
+
+def test_thresholds_out_of_range_are_config_errors(project):
+    add_prepared_picture(project, "target", "a.png", WHITE)
+    with pytest.raises(GafuError, match=r"\[tag\.target\] threshold = 1\.5 must be above 0"):
+        tag_project(_configure(project, target__threshold=1.5))
+    assert not (project.concept_dir("target") / "a.txt").exists()

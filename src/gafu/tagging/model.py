@@ -131,8 +131,10 @@ def model_threads() -> int:
 
 def _session_options(ort: Any) -> Any:
     options = ort.SessionOptions()
-    # Set, not left to onnxruntime: where it cannot count cores (some VMs and containers) its
-    # default runs one thread; on the benchmark machine that was half the speed (docs/benchmarks.md).
+    # Set, not left to onnxruntime: when it picks the count itself it also pins its threads to
+    # cores, and a pinned thread waits whenever its core is busy (with gafu's own loader threads,
+    # or anything else the user runs); unpinned ran 1.4–3.2× faster on a busy machine
+    # (docs/benchmarks.md).
     options.intra_op_num_threads = model_threads()
     return options
 

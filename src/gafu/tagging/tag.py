@@ -52,7 +52,7 @@ class TagOptions:
     tagger: str | None = None  # overrides [tag] tagger: a folder or a hub repo id
     batch_size: int | None = None  # overrides [tag] batch_size
     cpu_only: bool = False  # ignore CUDA / DirectML
-    threads: int | None = None  # picture-loading threads; None = one core left to the model
+    threads: int | None = None  # picture-loading threads; None = cores − 1, up to 4
 
 
 @dataclass
@@ -145,8 +145,7 @@ def tag_project(
 ) -> TagResult:
     """Caption the project's pictures with the WD tagger (T1–T4): captions, score files, reports/tag.json."""
     options, events = options or TagOptions(), events or TagEvents()
-    if options.mode not in MODES:
-        raise GafuError(f"unknown mode {options.mode!r}; one of {', '.join(MODES)}")
+    _check_mode(options.mode)
     work = _open_sets(project)
     result = TagResult(mode=options.mode, rethreshold=False, sets={w.which: w.summary for w in work})
     queue = []
@@ -172,6 +171,7 @@ def rethreshold_project(project: Project, mode: Mode = "skip") -> TagResult:
     file) is left alone with `mode="skip"`, replaced with "overwrite", merged with "merge".
     Pictures without scores, or changed since they were scored, are left alone and listed.
     """
+    _check_mode(mode)
     work = _open_sets(project)
     result = TagResult(mode=mode, rethreshold=True, sets={w.which: w.summary for w in work})
     try:
@@ -279,6 +279,11 @@ def _open_sets(project: Project) -> list[_SetWork]:
 def _relative_key(root: Path, picture: DatasetPicture) -> str:
     """The picture's path relative to the project root (POSIX), as prep's manifest keys it."""
     return picture.path.relative_to(root).as_posix()
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise GafuError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 
 
 def _check_settings(config: Config) -> None:

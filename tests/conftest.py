@@ -146,3 +146,20 @@ def add_prepared_picture(
     )
     save_manifest(manifest, project.prep_manifest_path)
     return path
+
+
+def fake_hub_cache(repo_id: str, tagger_folder: Path) -> str:
+    """Lay the tagger out as huggingface_hub caches a download: snapshots/<revision>/… + refs/main."""
+    import uuid
+
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    revision = uuid.uuid4().hex + uuid.uuid4().hex[:8]  # 40 hex digits, like a commit hash
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for name in ("model.onnx", "selected_tags.csv"):
+        (snapshot / name).write_bytes((tagger_folder / name).read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision, encoding="utf-8")
+    return revision

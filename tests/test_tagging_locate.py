@@ -1,8 +1,6 @@
 """Finding the tagger: local folders, the hub cache (offline), and the error when it is nowhere."""
 
 import shutil
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -10,21 +8,7 @@ from gafu.errors import GafuError
 from gafu.tagging.labels import read_labels
 from gafu.tagging.locate import find_labels_on_disk, locate_tagger
 from gafu.trigger import tagger_vocabulary
-
-
-def _fake_hub_cache(repo_id: str, tagger_folder) -> str:
-    """Lay the tagger out as huggingface_hub caches a download: snapshots/<revision>/… + refs/main."""
-    from huggingface_hub import constants
-
-    repo = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
-    revision = uuid.uuid4().hex + uuid.uuid4().hex[:8]  # 40 hex digits, like a commit hash
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    for name in ("model.onnx", "selected_tags.csv"):
-        shutil.copy(tagger_folder / name, snapshot / name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision, encoding="utf-8")
-    return revision
+from tests.conftest import fake_hub_cache
 
 
 def test_a_local_folder_or_its_model_file_names_the_tagger(tiny_tagger):
@@ -44,7 +28,7 @@ def test_a_folder_missing_a_file_says_which(tiny_tagger, tmp_path):
 
 
 def test_a_hub_id_is_loaded_from_the_cache_offline(tiny_tagger):
-    revision = _fake_hub_cache("gafu-test/tiny-wd-tagger", tiny_tagger)
+    revision = fake_hub_cache("gafu-test/tiny-wd-tagger", tiny_tagger)
     files = locate_tagger("gafu-test/tiny-wd-tagger")
     assert files.reference == "gafu-test/tiny-wd-tagger"
     assert files.model.parent.name == revision and files.model.name == "model.onnx"

@@ -16,8 +16,7 @@ from gafu.tagging.labels import CHARACTER, GENERAL
 from gafu.tagging.scores import load_scores, scores_path
 from gafu.tagging.tag import TagOptions, rethreshold_project, tag_project
 from gafu.tagging.tiny import DEFAULT_TINY_TAGS, TinyTag, build_tiny_tagger, tiny_probabilities
-from tests.conftest import add_prepared_picture
-from tests.test_tagging_locate import _fake_hub_cache
+from tests.conftest import add_prepared_picture, fake_hub_cache
 
 WHITE, BLUE, GREY = (255, 255, 255), (0, 0, 255), (128, 128, 128)
 
@@ -207,7 +206,7 @@ def test_json_summary_counts_and_tags_per_caption(project, capsys):
 
 
 def test_a_hub_id_in_gafu_toml_is_read_from_the_cache(project, tiny_tagger):
-    _fake_hub_cache("gafu-test/stage-tagger", tiny_tagger)
+    fake_hub_cache("gafu-test/stage-tagger", tiny_tagger)
     project = _configure(project, tagger="gafu-test/stage-tagger")
     picture = add_prepared_picture(project, "target", "a.png", WHITE)
     result = tag_project(project)

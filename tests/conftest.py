@@ -235,3 +235,60 @@ def small_network_summary() -> NetworkSummary:
         ),
     ]
     return NetworkSummary(modules=modules)
+
+
+# --- tagging (gafu tag) ------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_tagger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A WD-format tagger folder (model.onnx + selected_tags.csv) with gafu's tiny default tags."""
+    from gafu.tagging.tiny import build_tiny_tagger
+
+    return build_tiny_tagger(tmp_path_factory.mktemp("tiny-tagger"))
+
+
+def add_prepared_picture(
+    project: Project,
+    which: str,
+    name: str,
+    pixels: np.ndarray | tuple[int, int, int],
+    *,
+    size: tuple[int, int] = (64, 64),
+    bars: str | None = None,
+) -> Path:
+    """Put a picture where prep would (RGB array, or a flat colour of `size`) with its manifest entry."""
+    from gafu.prep.manifest import ManifestEntry, load_manifest, save_manifest
+
+    if isinstance(pixels, tuple):
+        pixels = np.full((size[1], size[0], 3), pixels, dtype=np.uint8)
+    path = project.concept_dir(which) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    manifest = load_manifest(project.prep_manifest_path)
+    manifest.entries[path.relative_to(project.root).as_posix()] = ManifestEntry(
+        set=which,
+        source=(project.root / "originals" / name).as_posix(),
+        source_sha256="0" * 64,
+        source_size=(pixels.shape[1], pixels.shape[0]),
+        settings="test",
+        output_size=(pixels.shape[1], pixels.shape[0]),
+        bars=bars,
+    )
+    save_manifest(manifest, project.prep_manifest_path)
+    return path
+
+
+def fake_hub_cache(repo_id: str, tagger_folder: Path) -> str:
+    """Lay the tagger out as huggingface_hub caches a download: snapshots/<revision>/… + refs/main."""
+    import uuid
+
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    revision = uuid.uuid4().hex + uuid.uuid4().hex[:8]  # 40 hex digits, like a commit hash
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for name in ("model.onnx", "selected_tags.csv"):
+        (snapshot / name).write_bytes((tagger_folder / name).read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision, encoding="utf-8")
+    return revision

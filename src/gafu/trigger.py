@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from functools import cache
 from importlib import resources
-from pathlib import Path
 
 from gafu.captions.text import tag_key
 from gafu.errors import GafuError
@@ -33,22 +30,15 @@ def tagger_vocabulary(tagger: str) -> frozenset[str]:
 
     Looks in a local tagger folder, or in the hub cache for a repo id (never downloads).
     """
-    csv_path: Path | None = None
-    local = Path(tagger).expanduser()
-    if (local / "selected_tags.csv").is_file():
-        csv_path = local / "selected_tags.csv"
-    elif tagger.count("/") == 1 and not local.exists():
-        from huggingface_hub import try_to_load_from_cache
+    from gafu.tagging.labels import read_labels
+    from gafu.tagging.locate import find_labels_on_disk
 
-        cached = try_to_load_from_cache(tagger, "selected_tags.csv")
-        if isinstance(cached, str):
-            csv_path = Path(cached)
+    csv_path = find_labels_on_disk(tagger)
     if csv_path is None:
         return frozenset()
     try:
-        rows = csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8")))
-        return frozenset(tag_key(row["name"]) for row in rows if row.get("name"))
-    except (OSError, UnicodeDecodeError, KeyError, csv.Error):
+        return frozenset(tag_key(name) for name in read_labels(csv_path).names if name)
+    except GafuError:
         return frozenset()
 
 

@@ -34,6 +34,8 @@ def test_overrides_win_over_gafu_toml(make_project):
         ({"side": 1100}, "multiple of 64"),
         ({"mode": "bucket", "max_side": 2048}, "prep.max_side"),
         ({"mode": "bucket", "max_side": 1000}, "multiple of 64"),
+        ({"mode": "bucket", "side": 1024}, "--side is for pad mode"),
+        ({"max_side": 1024}, "--max-side is for bucket mode"),
     ],
 )
 def test_sides_outside_the_recipe_are_refused(make_project, overrides, needle):

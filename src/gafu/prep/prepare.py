@@ -8,72 +8,31 @@ originals and duplicates → count (D1, D2) → save the manifest and `reports/p
 
 from __future__ import annotations
 
-import os
-import sys
-from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Any
 
-from gafu import recipe
 from gafu.config import SETS, SetName
 from gafu.errors import GafuError, os_error_message
-from gafu.images import SOURCE_SUFFIXES, list_source_pictures, near_duplicate_pairs
+from gafu.images import SOURCE_SUFFIXES, list_source_pictures
 from gafu.layout import CAPTION_SUFFIX, PICTURE_SUFFIX
+from gafu.prep.checks import (
+    count_pictures,
+    find_duplicates,
+    reg_duplicate,
+    remove_reg_duplicates,
+    target_hashes,
+)
 from gafu.prep.manifest import Manifest, ManifestEntry, load_manifest, save_manifest
 from gafu.prep.names import output_names
+from gafu.prep.pool import PictureWorkers, worker_count
 from gafu.prep.settings import PrepSettings, resolve_settings
-from gafu.prep.work import (
-    PictureJob,
-    PictureResult,
-    TargetHashes,
-    TargetMatch,
-    find_target_duplicate,
-    ignore_interrupts,
-    phash_from_hex,
-    prepare_picture,
-)
+from gafu.prep.summary import PrepSummary, Row
+from gafu.prep.work import PictureJob, PictureResult, TargetHashes, remove_output
 from gafu.project import Project
 from gafu.reports import write_report
 
 Progress = Callable[[int, int], None]  # (pictures handled so far, pictures in all)
-Row = dict[str, Any]
-
-
-@dataclass
-class PrepSummary:
-    """What one prep run did: the summary printed, `--json` and `reports/prep.json`."""
-
-    settings: PrepSettings
-    sets: dict[str, dict[str, int]] = field(default_factory=dict)  # per set: counts
-    prepared: list[Row] = field(default_factory=list)
-    skipped: list[Row] = field(default_factory=list)  # with a reason: unchanged, dropped (D2)
-    failed: list[Row] = field(default_factory=list)
-    duplicates: list[Row] = field(default_factory=list)  # within a set: exact or near
-    reg_duplicates: list[Row] = field(default_factory=list)  # D2: target pictures found in reg
-    upscaled: list[Row] = field(default_factory=list)  # by more than settings.upscale_warn
-    cropped: list[Row] = field(default_factory=list)
-    renamed: list[Row] = field(default_factory=list)  # outputs not named after their original
-    missing: list[Row] = field(default_factory=list)  # originals gone; outputs kept unless pruned
-    moved: list[Row] = field(default_factory=list)  # concept folders renamed (repeats/trigger)
-    warnings: list[str] = field(default_factory=list)
-    report_path: str = ""
-
-    @property
-    def exit_code(self) -> int:
-        """1 when any picture failed, else 0."""
-        return 1 if self.failed else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (for `--json` and the report)."""
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["settings"] = self.settings.to_dict()
-        data["exit_code"] = self.exit_code
-        return data
 
 
 def prepare(
@@ -103,13 +62,14 @@ def prepare(
     total = sum(len(plan.current) for plan in plans.values())
     recorder = _Recorder(project, manifest, summary, _ProgressCounter(on_progress, total))
     try:
-        with _Workers(_worker_count(workers or project.config.prep.workers, plans)) as pool:
+        jobs_per_set = max(len(plan.jobs) for plan in plans.values())
+        with PictureWorkers(worker_count(workers or project.config.prep.workers, jobs_per_set)) as pool:
             for which, plan in plans.items():
                 recorder.progress.advance(len(plan.unchanged))
                 summary.skipped.extend(_skip_row(which, manifest, key) for key in plan.unchanged)
                 jobs = plan.jobs
                 if which == "reg":  # D2: reg workers check each picture against the target set
-                    hashes = _target_hashes(project, manifest)
+                    hashes = target_hashes(project, manifest)
                     jobs = [_with_target_hashes(job, hashes) for job in jobs]
                 pool.run(jobs, recorder)
                 if recorder.fatal is not None:
@@ -117,15 +77,15 @@ def prepare(
     finally:
         save_manifest(manifest, project.prep_manifest_path)  # keep what was done, even on a fatal error
     if "reg" in plans:
-        _remove_reg_duplicates(project, manifest, summary)
+        remove_reg_duplicates(project, manifest, summary)
     for which, plan in plans.items():
         _handle_missing(project, which, plan, manifest, summary, prune=prune)
-        _find_duplicates(which, manifest, summary)
-    _count(project, plans, summary)
+        find_duplicates(which, manifest, summary)
+    count_pictures(project, {which: len(plan.current) for which, plan in plans.items()}, summary)
     _sort_rows(summary)
     save_manifest(manifest, project.prep_manifest_path)
-    report = write_report(project.reports_dir, "prep", summary.to_dict())
-    summary.report_path = report.as_posix()
+    summary.report_path = (project.reports_dir / "prep.json").as_posix()
+    write_report(project.reports_dir, "prep", summary.to_dict())
     return summary
 
 
@@ -206,7 +166,6 @@ def _follow_concept_folder(
 class _SetPlan:
     """One set's originals, their outputs, and which of them need work."""
 
-    which: SetName
     current: dict[str, Path] = field(default_factory=dict)  # output key → original
     unchanged: list[str] = field(default_factory=list)  # output keys skipped without opening
     jobs: list[PictureJob] = field(default_factory=list)
@@ -231,7 +190,7 @@ def _plan_set(
         if path.as_posix() in by_source
     }
     names = output_names(relative, kept)
-    plan = _SetPlan(which)
+    plan = _SetPlan()
     for rel, source in zip(relative, originals, strict=True):
         name = names[rel]
         output = concept / f"{name.stem}{PICTURE_SUFFIX}"
@@ -277,75 +236,8 @@ class _ProgressCounter:
             self.callback(self.done, self.total)
 
 
-def _worker_count(requested: int, plans: dict[SetName, _SetPlan]) -> int:
-    """`requested` processes, or every core the process may use; never more than there is work."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    jobs = max(len(plan.jobs) for plan in plans.values())
-    limit = 61 if sys.platform == "win32" else jobs  # Windows' process pools take at most 61 workers
-    return max(1, min(requested or cores, jobs, limit))
-
-
-class _Workers:
-    """Runs picture jobs in this process (one worker) or in a pool of spawned processes."""
-
-    def __init__(self, count: int):
-        self.count = count
-        self._pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> _Workers:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def run(self, jobs: list[PictureJob], record: Callable[[PictureResult], bool]) -> None:
-        """Prepare `jobs`, passing each result to `record`; stop handing out work once it returns False."""
-        if self.count <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                if not record(prepare_picture(job)):
-                    return
-            return
-        if self._pool is None:  # spawn: what Windows and macOS use, so Linux tests the same path
-            self._pool = ProcessPoolExecutor(self.count, get_context("spawn"), initializer=ignore_interrupts)
-        futures = [self._pool.submit(prepare_picture, job) for job in jobs]
-        pending: set[Future[PictureResult]] = set(futures)
-        try:
-            for future in as_completed(futures):
-                pending.discard(future)
-                if not record(_result(future)):
-                    break
-        finally:
-            for future in pending:
-                future.cancel()
-        for future in pending:  # after a stop: pictures already being written are still recorded
-            if not future.cancelled():
-                record(_result(future))
-
-
-def _result(future: Future[PictureResult]) -> PictureResult:
-    try:
-        return future.result()
-    except BrokenProcessPool as exc:
-        raise GafuError(
-            "a prep worker process died (out of memory?); pictures prepared so far are kept",
-            hint="run again with fewer workers, e.g. `gafu prep --workers 2`",
-        ) from exc
-
-
 def _with_target_hashes(job: PictureJob, hashes: TargetHashes) -> PictureJob:
     return PictureJob(job.set, job.source, job.output, job.settings, job.known_sha256, hashes)
-
-
-def _target_hashes(project: Project, manifest: Manifest) -> TargetHashes:
-    """Content and perceptual hashes of the target pictures in the dataset."""
-    entries = [
-        e for key, e in manifest.entries.items() if e.set == "target" and (project.root / key).is_file()
-    ]
-    return TargetHashes(
-        exact={e.source_sha256: e.source for e in entries},
-        perceptual={e.source: e.source_phash for e in entries if e.source_phash},
-    )
 
 
 # --- recording results -----------------------------------------------------------------------
@@ -375,7 +267,7 @@ class _Recorder:
             self.summary.skipped.append(_skip_row(job.set, self.manifest, key))
         elif result.status == "reg-duplicate":
             assert result.match is not None
-            _reg_duplicate(self.project, key, source, result.match, self.manifest, self.summary)
+            reg_duplicate(self.project, key, source, result.match, self.manifest, self.summary)
         elif result.status == "failed":
             self.summary.failed.append({"set": job.set, "source": source, "reason": result.message})
         else:  # fatal: a full disk or a read-only folder fails every picture alike
@@ -434,61 +326,7 @@ def _skip_row(which: SetName, manifest: Manifest, key: str) -> Row:
     }
 
 
-# --- D2: no target picture in the regularization set -------------------------------------------
-
-
-def _remove_reg_duplicates(project: Project, manifest: Manifest, summary: PrepSummary) -> None:
-    """Check reg pictures prepared earlier against today's target set (a target may be new)."""
-    hashes = _target_hashes(project, manifest)
-    for key, entry in sorted(manifest.entries.items()):
-        if entry.set != "reg":
-            continue
-        match = find_target_duplicate(entry.source_sha256, entry.source_phash, hashes)
-        if match is not None:
-            _reg_duplicate(project, key, entry.source, match, manifest, summary)
-
-
-def _reg_duplicate(
-    project: Project, key: str, source: str, match: TargetMatch, manifest: Manifest, summary: PrepSummary
-) -> None:
-    """A reg original that is a target picture: never in the dataset; an error unless dropping (D2)."""
-    removed = _remove_output(project.root / key) if manifest.entries.pop(key, None) else False
-    drop = summary.settings.on_reg_duplicate == "drop"
-    summary.reg_duplicates.append(
-        {
-            "target": match.target,
-            "reg": source,
-            "kind": match.kind,
-            "distance": match.distance,
-            "action": "dropped" if drop else "error",
-            "output_removed": key if removed else None,
-        }
-    )
-    what = "a copy of" if match.kind == "exact" else f"a near-duplicate (distance {match.distance}) of"
-    if drop:
-        reason = f"{what} target picture {match.target}: dropped from reg (RECIPE D2)"
-        summary.skipped.append({"set": "reg", "source": source, "output": key, "reason": reason})
-        return
-    reason = (
-        f"{source} is {what} target picture {match.target}, and the regularization set must not "
-        "contain target pictures (RECIPE D2); remove it from the regularization folder, or pass "
-        '--drop-reg-duplicates (prep.on_reg_duplicate = "drop")'
-    )
-    summary.failed.append({"set": "reg", "source": source, "reason": reason})
-
-
-def _remove_output(output: Path) -> bool:
-    """Delete a prepared picture (never its caption); True if there was one."""
-    try:
-        output.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise os_error_message(exc, output, "delete") from exc
-    return True
-
-
-# --- originals that disappeared, duplicates, counts ------------------------------------------
+# --- originals that disappeared ----------------------------------------------------------------
 
 
 def _handle_missing(
@@ -503,7 +341,7 @@ def _handle_missing(
             continue
         caption = output.with_suffix(CAPTION_SUFFIX)
         if prune:
-            _remove_output(output)
+            remove_output(output)
             del manifest.entries[key]
         summary.missing.append(
             {
@@ -514,62 +352,6 @@ def _handle_missing(
                 "caption_kept": _relative(project, caption) if caption.is_file() else None,
             }
         )
-
-
-def _find_duplicates(which: SetName, manifest: Manifest, summary: PrepSummary) -> None:
-    """Exact (same content) and near (perceptual hash) duplicates within one set."""
-    entries = {e.source: e for e in manifest.entries.values() if e.set == which}
-    by_content: dict[str, list[str]] = defaultdict(list)
-    for source, entry in sorted(entries.items()):
-        by_content[entry.source_sha256].append(source)
-    for sources in by_content.values():
-        summary.duplicates.extend(
-            {"set": which, "kind": "exact", "a": sources[0], "b": other, "distance": 0}
-            for other in sources[1:]
-        )
-    hashes = {source: phash_from_hex(e.source_phash) for source, e in entries.items() if e.source_phash}
-    for a, b, distance in near_duplicate_pairs(hashes):
-        if entries[a].source_sha256 != entries[b].source_sha256:
-            summary.duplicates.append({"set": which, "kind": "near", "a": a, "b": b, "distance": distance})
-
-
-def _count(project: Project, plans: dict[SetName, _SetPlan], summary: PrepSummary) -> None:
-    """Per-set counts, and the recipe's warnings about them (D1, D2)."""
-    in_dataset = {which: len(project.pictures(which)) for which in SETS}
-    for which, plan in plans.items():
-        summary.sets[which] = {
-            "originals": len(plan.current),
-            "prepared": sum(1 for row in summary.prepared if row["set"] == which),
-            "unchanged": sum(
-                1 for row in summary.skipped if row["set"] == which and row["reason"].startswith("unchanged")
-            ),
-            "failed": sum(1 for row in summary.failed if row["set"] == which),
-            "dropped": sum(
-                1 for row in summary.reg_duplicates if which == "reg" and row["action"] == "dropped"
-            ),
-            "in_dataset": in_dataset[which],
-        }
-    target, reg = in_dataset["target"], in_dataset["reg"]
-    if target < recipe.TARGET_MIN_PICTURES:
-        summary.warnings.append(
-            f"the target set has {_pictures(target)}; {recipe.TARGET_MIN_PICTURES} or more is typical "
-            "(RECIPE D1) — add more of the style if you have them"
-        )
-    low, high = recipe.REG_TO_TARGET_RATIO
-    if "reg" not in plans:
-        summary.warnings.append(
-            "no regularization set: the style will leak into every tag of the target set (RECIPE D2); "
-            "set sources.reg in gafu.toml"
-        )
-    elif target and not low * target <= reg <= high * target:
-        summary.warnings.append(
-            f"the regularization set has {_pictures(reg)} for {_pictures(target)} in the target set; "
-            f"about as many ({low:g}–{high:g}×) is the recipe (RECIPE D2)"
-        )
-
-
-def _pictures(count: int) -> str:
-    return f"{count} picture" if count == 1 else f"{count} pictures"
 
 
 def _sort_rows(summary: PrepSummary) -> None:

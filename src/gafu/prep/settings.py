@@ -80,6 +80,11 @@ def resolve_settings(
         upscale_warn=prep.upscale_warn,
         on_reg_duplicate=on_reg_duplicate or prep.on_reg_duplicate,
     )
+    if (side and settings.mode != "pad") or (max_side and settings.mode != "bucket"):
+        given = "--side is for pad mode" if side else "--max-side is for bucket mode"
+        raise ConfigError(
+            f"{given}, and this run is in {settings.mode} mode", hint="drop it or change --mode"
+        )
     if settings.mode == "pad":
         _check_side(settings.side, "prep.side (--side)", *recipe.PAD_SIDE_RANGE, rule="D4a")
     else:

@@ -121,6 +121,17 @@ def _write_png(picture: Image.Image, output: Path) -> None:
     write_bytes_atomic(output, buffer.getvalue())
 
 
+def remove_output(output: Path) -> bool:
+    """Delete a prepared picture (never its caption); True if there was one."""
+    try:
+        output.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise os_error_message(exc, output, "delete") from exc
+    return True
+
+
 def _render(source: Path, settings: PrepSettings) -> tuple[Placement, Image.Image, bool, list[str]]:
     """Open, place and resize one picture: (placement, output picture, had transparency, notes)."""
     try:

@@ -195,6 +195,20 @@ def write_awkward_pictures(folder: Path) -> dict[str, tuple[int, int]]:
     return sizes
 
 
+def snapshot_files(folder: Path) -> dict[str, tuple[int, str]]:
+    """Every file under `folder`: (modification time, SHA-256), to show that nothing was rewritten."""
+    import hashlib
+
+    return {
+        path.relative_to(folder).as_posix(): (
+            path.stat().st_mtime_ns,
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 @pytest.fixture(scope="session")
 def awkward_originals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, int]]]:
     """A read-only-by-convention folder of awkward originals and their displayed sizes (copy to modify)."""

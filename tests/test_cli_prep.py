@@ -10,7 +10,7 @@ from PIL import Image
 import gafu
 from gafu.cli import main
 from gafu.prep.manifest import load_manifest
-from tests.conftest import write_picture
+from tests.conftest import snapshot_files, write_picture
 
 
 def _init(tmp_path, originals, *extra):
@@ -60,6 +60,14 @@ def test_prep_prints_a_summary_and_says_overrides_are_for_this_run(tmp_path, awk
     assert "RECIPE D1" in err  # fewer than 40 target pictures
     with Image.open(project / "dataset" / "train" / "2_mzh_style" / "landscape.png") as image:
         assert image.getpixel((512, 2)) == (0, 0, 0)
+    before = snapshot_files(project / "dataset"), snapshot_files(project / ".gafu"), snapshot_files(originals)
+    assert main(["prep", str(project), "--workers", "1", "--background", "black"]) == 0
+    assert f"{len(sizes)} unchanged" in capsys.readouterr().out
+    assert (
+        snapshot_files(project / "dataset"),
+        snapshot_files(project / ".gafu"),
+        snapshot_files(originals),
+    ) == before
 
 
 def test_failed_pictures_give_exit_code_1(tmp_path, capsys):

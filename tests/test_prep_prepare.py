@@ -1,7 +1,8 @@
 import errno
-import hashlib
 import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,19 +16,7 @@ from gafu.prep.manifest import load_manifest
 from gafu.prep.prepare import prepare
 from gafu.prep.settings import resolve_settings
 from gafu.project import Project
-from tests.conftest import write_picture
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, str]]:
-    """Every file under `folder`: (modification time, content hash)."""
-    return {
-        path.relative_to(folder).as_posix(): (
-            path.stat().st_mtime_ns,
-            hashlib.sha256(path.read_bytes()).hexdigest(),
-        )
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+from tests.conftest import snapshot_files, write_picture
 
 
 def _outputs(project: Project, which: str = "target") -> dict[str, Path]:
@@ -55,7 +44,7 @@ def _expected_names(sizes: dict[str, tuple[int, int]]) -> set[str]:
 @pytest.mark.parametrize("mode", ["pad", "bucket"])
 def test_awkward_originals_become_the_layout_and_a_rerun_rewrites_nothing(tmp_path, awkward_originals, mode):
     originals, sizes = awkward_originals
-    before = _snapshot(originals)
+    before = snapshot_files(originals)
     project = _awkward_project(tmp_path, originals)
     summary = prepare(project, resolve_settings(project, mode=mode), workers=1)
 
@@ -73,7 +62,7 @@ def test_awkward_originals_become_the_layout_and_a_rerun_rewrites_nothing(tmp_pa
         else:
             assert width % 64 == 0 and height % 64 == 0 and max(width, height) <= 1536, path.name
             assert width * height <= 1024 * 1024, path.name
-    assert _snapshot(originals) == before  # originals byte-for-byte unchanged (and untouched)
+    assert snapshot_files(originals) == before  # originals byte-for-byte unchanged (and untouched)
 
     manifest = load_manifest(project.prep_manifest_path)
     key = "dataset/train/2_mzh_style/{}.png".format
@@ -97,12 +86,12 @@ def test_awkward_originals_become_the_layout_and_a_rerun_rewrites_nothing(tmp_pa
         assert all(entry.bars is None for entry in manifest.entries.values())
         assert key("panorama") in {row["output"] for row in summary.cropped}
 
-    after_first = _snapshot(project.root / "dataset"), _snapshot(project.state_dir)
+    after_first = snapshot_files(project.root / "dataset"), snapshot_files(project.state_dir)
     again = prepare(project, resolve_settings(project, mode=mode), workers=1)
     assert again.prepared == [] and again.failed == []
     assert {row["reason"] for row in again.skipped} == {"unchanged (same original and settings)"}
-    assert (_snapshot(project.root / "dataset"), _snapshot(project.state_dir)) == after_first
-    assert _snapshot(originals) == before
+    assert (snapshot_files(project.root / "dataset"), snapshot_files(project.state_dir)) == after_first
+    assert snapshot_files(originals) == before
 
 
 def test_a_pool_of_spawned_workers_makes_the_same_pictures(tmp_path, make_project):
@@ -158,12 +147,12 @@ def test_changed_original_is_redone_and_its_caption_kept(make_project):
 def test_touched_but_unchanged_original_is_not_rewritten(make_project):
     project = make_project(n_target=2, n_reg=0, family="sdxl")
     prepare(project, workers=1)
-    before = _snapshot(project.concept_dir("target"))
+    before = snapshot_files(project.concept_dir("target"))
     source = project.source_dir("target") / "t000.png"
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 5_000_000_000))
     summary = prepare(project, workers=1)
     assert summary.prepared == [] and len(summary.skipped) == 2
-    assert _snapshot(project.concept_dir("target")) == before
+    assert snapshot_files(project.concept_dir("target")) == before
     entry = load_manifest(project.prep_manifest_path).entries["dataset/train/2_mzh_style/t000.png"]
     assert entry.source_mtime_ns == source.stat().st_mtime_ns  # next run skips it without hashing
 
@@ -221,7 +210,7 @@ def test_new_repeats_rename_the_concept_folder_with_its_captions(make_project):
     project = make_project(n_target=2, n_reg=1, family="sdxl")
     prepare(project, workers=1)
     _outputs(project)["t000.png"].with_suffix(".txt").write_text("mzh_style, smile", encoding="utf-8")
-    before = _snapshot(project.concept_dir("target"))
+    before = snapshot_files(project.concept_dir("target"))
     config = load_config(project.config_path)
     config.project.repeats = 3
     save_config(config, project.config_path)
@@ -230,7 +219,7 @@ def test_new_repeats_rename_the_concept_folder_with_its_captions(make_project):
     summary = prepare(project, workers=1)
     assert summary.prepared == []
     assert {row["to"] for row in summary.moved} == {"dataset/train/3_mzh_style", "dataset/reg/3_reg"}
-    assert _snapshot(project.concept_dir("target")) == before  # same files, same mtimes, captions too
+    assert snapshot_files(project.concept_dir("target")) == before  # same files, same mtimes, captions too
     assert not (project.set_dir("target") / "2_mzh_style").exists()
     assert set(load_manifest(project.prep_manifest_path).entries) == {
         "dataset/train/3_mzh_style/t000.png",
@@ -273,6 +262,9 @@ def test_bad_files_fail_one_by_one_and_the_rest_is_prepared(make_project, monkey
     whole = write_picture(folder / "whole.jpg", (200, 200), seed=5, fmt="JPEG").read_bytes()
     (folder / "whole.jpg").unlink()
     (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    damaged = bytearray(write_picture(folder / "damaged.png", (200, 200), seed=7).read_bytes())
+    damaged[60:120] = bytes(60)  # the compressed pixel data, past the header
+    (folder / "damaged.png").write_bytes(bytes(damaged))
     write_picture(folder / "bomb.png", (300, 300), seed=6)
     write_picture(folder / "locked.png", seed=8)
 
@@ -290,16 +282,39 @@ def test_bad_files_fail_one_by_one_and_the_rest_is_prepared(make_project, monkey
     summary = prepare(project, workers=1)
 
     reasons = {Path(row["source"]).name: row["reason"] for row in summary.failed}
-    assert set(reasons) == {"empty.png", "text.jpg", "cut.jpg", "bomb.png", "locked.png"}
+    assert set(reasons) == {"empty.png", "text.jpg", "cut.jpg", "damaged.png", "bomb.png", "locked.png"}
     assert "empty (0-byte)" in reasons["empty.png"]
     assert "not a picture" in reasons["text.jpg"]
     assert "corrupt or truncated" in reasons["cut.jpg"]
+    assert "corrupt or truncated" in reasons["damaged.png"] or "could not be read" in reasons["damaged.png"]
     assert "decompression bomb" in reasons["bomb.png"]
     assert "permission denied" in reasons["locked.png"]
     for name, reason in reasons.items():
         assert name in reason and "\n" not in reason
     assert summary.exit_code == 1
     assert set(_outputs(project)) == {"t000.png", "t001.png"}
+
+
+def _png_claiming(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width × height pixels, with almost no data: a decompression bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_real_decompression_bomb_is_refused_without_decoding(make_project):
+    project = make_project(n_target=1, n_reg=0, family="sdxl")
+    _png_claiming(project.source_dir("target") / "bomb.png", 20_000, 20_000)  # 400 MP, ~1 GB decoded
+    summary = prepare(project, workers=1)
+    [failure] = summary.failed
+    assert "bomb.png" in failure["reason"] and "decompression bomb" in failure["reason"]
+    assert set(_outputs(project)) == {"t000.png"}
 
 
 @pytest.mark.parametrize(

@@ -34,3 +34,11 @@ def test_damaged_manifest_is_a_clear_error(tmp_path):
     path.write_text('{"version": 99}', encoding="utf-8")
     with pytest.raises(GafuError, match="not a prep manifest"):
         load_manifest(path)
+
+
+def test_saving_an_unchanged_manifest_rewrites_nothing(tmp_path):
+    path = tmp_path / "m.json"
+    assert save_manifest(Manifest(), path) is True
+    mtime = path.stat().st_mtime_ns
+    assert save_manifest(Manifest(), path) is False
+    assert path.stat().st_mtime_ns == mtime

@@ -7,6 +7,7 @@ its work, nothing more.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,9 @@ class ManifestEntry:
     scale: float = 1.0  # output pixels per source pixel
     crop: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) kept, in source pixels
     notes: list[str] = field(default_factory=list)
+    source_phash: str = ""  # perceptual hash (hex) of the picture, for duplicate checks on re-runs
+    source_bytes: int = 0  # the original's size and modification time when it was hashed:
+    source_mtime_ns: int = 0  # an unchanged (size, mtime) pair means an unchanged hash, as git assumes
 
 
 @dataclass
@@ -76,10 +80,20 @@ def load_manifest(path: Path) -> Manifest:
     return Manifest(entries=entries)
 
 
-def save_manifest(manifest: Manifest, path: Path) -> None:
-    """Write the manifest atomically."""
+def save_manifest(manifest: Manifest, path: Path) -> bool:
+    """Write the manifest atomically unless the file already says the same; True if written."""
     data = {
         "version": MANIFEST_VERSION,
         "entries": {key: asdict(entry) for key, entry in sorted(manifest.entries.items())},
     }
+    if path.is_file() and _same_json(path, data):
+        return False  # a re-run that changed nothing rewrites nothing
     write_json_atomic(path, data)
+    return True
+
+
+def _same_json(path: Path, data: dict) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(data))
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,360 @@
+"""`prepare`: the user's originals → `dataset/train/<repeats>_<trigger>/` and `dataset/reg/<repeats>_reg/`.
+
+Phases: check the folders of originals → follow a renamed concept folder → decide, per
+original, its output name and whether it must be (re)made → prepare the target set →
+prepare the regularization set, keeping target pictures out of it (D2) → report missing
+originals and duplicates → count (D1, D2) → save the manifest and `reports/prep.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath, PurePosixPath
+
+from gafu.config import SETS, SetName
+from gafu.errors import GafuError, os_error_message
+from gafu.images import SOURCE_SUFFIXES, list_source_pictures
+from gafu.layout import CAPTION_SUFFIX, PICTURE_SUFFIX
+from gafu.prep.checks import (
+    count_pictures,
+    find_duplicates,
+    reg_duplicate,
+    remove_reg_duplicates,
+    target_hashes,
+)
+from gafu.prep.manifest import Manifest, ManifestEntry, load_manifest, save_manifest
+from gafu.prep.names import output_names
+from gafu.prep.pool import PictureWorkers, worker_count
+from gafu.prep.settings import PrepSettings, resolve_settings
+from gafu.prep.summary import PrepSummary, Row
+from gafu.prep.work import PictureJob, PictureResult, TargetHashes, remove_output
+from gafu.project import Project
+from gafu.reports import write_report
+
+Progress = Callable[[int, int], None]  # (pictures handled so far, pictures in all)
+
+
+def prepare(
+    project: Project,
+    settings: PrepSettings | None = None,
+    *,
+    prune: bool = False,
+    workers: int = 0,
+    on_progress: Progress | None = None,
+) -> PrepSummary:
+    """Prepare every original of the project's sets (only what changed), and report what was done.
+
+    `workers`: processes (0 = `prep.workers` in gafu.toml, and if that is 0, every core).
+    Raises GafuError for what stops the whole run (a missing or empty folder, a full disk, a
+    read-only dataset folder); everything prepared until then is kept and recorded.
+    """
+    settings = settings or resolve_settings(project)
+    originals = {which: _list_originals(project, which) for which in SETS if project.source_dir(which)}
+    manifest = load_manifest(project.prep_manifest_path)
+    summary = PrepSummary(settings=settings)
+    for which in originals:
+        _follow_concept_folder(project, which, manifest, summary)
+    plans = {
+        which: _plan_set(project, which, found, manifest, settings, summary)
+        for which, found in originals.items()
+    }
+    total = sum(len(plan.current) for plan in plans.values())
+    recorder = _Recorder(project, manifest, summary, _ProgressCounter(on_progress, total))
+    try:
+        jobs_per_set = max(len(plan.jobs) for plan in plans.values())
+        with PictureWorkers(worker_count(workers or project.config.prep.workers, jobs_per_set)) as pool:
+            for which, plan in plans.items():
+                recorder.progress.advance(len(plan.unchanged))
+                summary.skipped.extend(_skip_row(which, manifest, key) for key in plan.unchanged)
+                jobs = plan.jobs
+                if which == "reg":  # D2: reg workers check each picture against the target set
+                    hashes = target_hashes(project, manifest)
+                    jobs = [_with_target_hashes(job, hashes) for job in jobs]
+                pool.run(jobs, recorder)
+                if recorder.fatal is not None:
+                    raise recorder.fatal
+    finally:
+        save_manifest(manifest, project.prep_manifest_path)  # keep what was done, even on a fatal error
+    if "reg" in plans:
+        remove_reg_duplicates(project, manifest, summary)
+    for which, plan in plans.items():
+        _handle_missing(project, which, plan, manifest, summary, prune=prune)
+        find_duplicates(which, manifest, summary)
+    count_pictures(project, {which: len(plan.current) for which, plan in plans.items()}, summary)
+    _sort_rows(summary)
+    save_manifest(manifest, project.prep_manifest_path)
+    summary.report_path = (project.reports_dir / "prep.json").as_posix()
+    write_report(project.reports_dir, "prep", summary.to_dict())
+    return summary
+
+
+# --- the folders of originals ----------------------------------------------------------------
+
+
+def _list_originals(project: Project, which: SetName) -> list[Path]:
+    """The set's originals; a missing, non-folder or picture-less folder stops the run."""
+    folder = project.source_dir(which)
+    key = f"sources.{which}"
+    if not folder.exists():
+        raise GafuError(
+            f"the {_set_title(which)} folder {folder} does not exist",
+            path=folder,
+            hint=f"fix {key} in {project.config_path}",
+        )
+    if not folder.is_dir():
+        raise GafuError(
+            f"the {_set_title(which)} folder {folder} is a file, not a folder",
+            path=folder,
+            hint=f"fix {key} in {project.config_path}",
+        )
+    try:
+        found = list_source_pictures(folder)
+    except OSError as exc:
+        raise os_error_message(exc, folder, "read") from exc
+    dataset = project.dataset_dir.resolve()
+    found = [path for path in found if dataset not in path.resolve().parents]  # never its own outputs
+    if not found:
+        kinds = " ".join(sorted(SOURCE_SUFFIXES))
+        raise GafuError(
+            f"the {_set_title(which)} folder {folder} holds no pictures ({kinds})",
+            path=folder,
+            hint=f"add pictures or fix {key} in {project.config_path}",
+        )
+    return found
+
+
+def _set_title(which: SetName) -> str:
+    return "target" if which == "target" else "regularization"
+
+
+def _follow_concept_folder(
+    project: Project, which: SetName, manifest: Manifest, summary: PrepSummary
+) -> None:
+    """Rename the set's concept folder when the repeats or trigger changed, so captions move with it."""
+    current = _relative(project, project.concept_dir(which))
+    old = {
+        str(PurePosixPath(key).parent)
+        for key, entry in manifest.entries.items()
+        if entry.set == which and str(PurePosixPath(key).parent) != current
+    }
+    if not old:
+        return
+    for folder in sorted(old):
+        old_dir, new_dir = project.root / folder, project.concept_dir(which)
+        if old_dir.is_dir() and new_dir.exists():
+            raise GafuError(
+                f"{old_dir} (made by an earlier prep) and {new_dir} both exist",
+                path=old_dir,
+                hint=f"keep one: move the captions you want into {new_dir.name} and delete the other",
+            )
+        if old_dir.is_dir():
+            try:
+                old_dir.rename(new_dir)
+            except OSError as exc:
+                raise os_error_message(exc, old_dir, "rename") from exc
+            summary.moved.append({"set": which, "from": folder, "to": current})
+    for key in [key for key, entry in manifest.entries.items() if entry.set == which]:
+        if str(PurePosixPath(key).parent) in old:
+            manifest.entries[f"{current}/{PurePosixPath(key).name}"] = manifest.entries.pop(key)
+
+
+# --- what to do for each original ------------------------------------------------------------
+
+
+@dataclass
+class _SetPlan:
+    """One set's originals, their outputs, and which of them need work."""
+
+    current: dict[str, Path] = field(default_factory=dict)  # output key → original
+    unchanged: list[str] = field(default_factory=list)  # output keys skipped without opening
+    jobs: list[PictureJob] = field(default_factory=list)
+
+
+def _plan_set(
+    project: Project,
+    which: SetName,
+    originals: list[Path],
+    manifest: Manifest,
+    settings: PrepSettings,
+    summary: PrepSummary,
+) -> _SetPlan:
+    """Name each original's output and decide whether it can be skipped (same content and settings)."""
+    folder = project.source_dir(which)
+    concept = project.concept_dir(which)
+    relative = [PurePath(path.relative_to(folder)) for path in originals]
+    by_source = {entry.source: key for key, entry in manifest.entries.items() if entry.set == which}
+    kept = {
+        rel: PurePosixPath(by_source[path.as_posix()]).stem
+        for rel, path in zip(relative, originals, strict=True)
+        if path.as_posix() in by_source
+    }
+    names = output_names(relative, kept)
+    plan = _SetPlan()
+    for rel, source in zip(relative, originals, strict=True):
+        name = names[rel]
+        output = concept / f"{name.stem}{PICTURE_SUFFIX}"
+        key = _relative(project, output)
+        plan.current[key] = source
+        if name.reason:
+            summary.renamed.append(
+                {"set": which, "source": source.as_posix(), "output": key, "reason": name.reason}
+            )
+        entry = manifest.entries.get(key)
+        reusable = entry is not None and entry.set == which and settings.matches(entry.settings)
+        if reusable and entry.source == source.as_posix() and _same_stat(entry, source) and output.is_file():
+            plan.unchanged.append(key)
+            continue
+        known = entry.source_sha256 if reusable else None
+        plan.jobs.append(PictureJob(which, str(source), str(output), settings, known_sha256=known))
+    return plan
+
+
+def _same_stat(entry: ManifestEntry, source: Path) -> bool:
+    """The original's size and modification time are those recorded when it was hashed."""
+    try:
+        stat = source.stat()
+    except OSError:
+        return False
+    return (entry.source_bytes, entry.source_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+
+
+def _relative(project: Project, path: Path) -> str:
+    return path.relative_to(project.root).as_posix()
+
+
+# --- running the work ------------------------------------------------------------------------
+
+
+class _ProgressCounter:
+    def __init__(self, callback: Progress | None, total: int):
+        self.callback, self.total, self.done = callback, total, 0
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        if self.callback is not None and count:
+            self.callback(self.done, self.total)
+
+
+def _with_target_hashes(job: PictureJob, hashes: TargetHashes) -> PictureJob:
+    return PictureJob(job.set, job.source, job.output, job.settings, job.known_sha256, hashes)
+
+
+# --- recording results -----------------------------------------------------------------------
+
+
+class _Recorder:
+    """Books each result into the manifest and the summary, and remembers an error that stops the run."""
+
+    def __init__(
+        self, project: Project, manifest: Manifest, summary: PrepSummary, progress: _ProgressCounter
+    ):
+        self.project, self.manifest, self.summary, self.progress = project, manifest, summary, progress
+        self.fatal: GafuError | None = None
+
+    def __call__(self, result: PictureResult) -> bool:
+        """Record one result; False when no further picture should be started."""
+        job = result.job
+        key = _relative(self.project, Path(job.output))
+        source = Path(job.source).as_posix()
+        self.progress.advance()
+        if result.status == "done":
+            _record_done(self.project, key, result, self.manifest, self.summary)
+        elif result.status == "unchanged":  # touched, same content: only the recorded stat changes
+            entry = self.manifest.entries[key]
+            entry.source = source
+            entry.source_bytes, entry.source_mtime_ns = result.source_stat
+            self.summary.skipped.append(_skip_row(job.set, self.manifest, key))
+        elif result.status == "reg-duplicate":
+            assert result.match is not None
+            reg_duplicate(self.project, key, source, result.match, self.manifest, self.summary)
+        elif result.status == "failed":
+            self.summary.failed.append({"set": job.set, "source": source, "reason": result.message})
+        else:  # fatal: a full disk or a read-only folder fails every picture alike
+            self.fatal = self.fatal or GafuError(result.message)
+        return self.fatal is None
+
+
+def _record_done(
+    project: Project, key: str, result: PictureResult, manifest: Manifest, summary: PrepSummary
+) -> None:
+    entry = result.entry
+    assert entry is not None
+    previous = manifest.entries.get(key)
+    caption = (project.root / key).with_suffix(CAPTION_SUFFIX)
+    if previous and previous.source_sha256 != entry.source_sha256 and caption.is_file():
+        entry.notes.append("caption kept from the earlier picture: re-tag it if it no longer fits")
+    manifest.entries[key] = entry
+    summary.warnings.extend(f"{entry.source}: {note}" for note in entry.notes if note.startswith("animated"))
+    summary.prepared.append(
+        {
+            "set": entry.set,
+            "source": entry.source,
+            "output": key,
+            "size": list(entry.output_size),
+            "bars": entry.bars,
+            "scale": entry.scale,
+            "crop": list(entry.crop) if entry.crop else None,
+            "notes": entry.notes,
+        }
+    )
+    if entry.scale > summary.settings.upscale_warn:
+        summary.upscaled.append(
+            {"set": entry.set, "output": key, "source": entry.source, "scale": entry.scale}
+        )
+    if entry.crop:
+        width, height = entry.source_size
+        kept = (entry.crop[2] - entry.crop[0]) * (entry.crop[3] - entry.crop[1])
+        summary.cropped.append(
+            {
+                "set": entry.set,
+                "output": key,
+                "source": entry.source,
+                "crop": list(entry.crop),
+                "percent": round(100 * (1 - kept / (width * height)), 1),
+            }
+        )
+
+
+def _skip_row(which: SetName, manifest: Manifest, key: str) -> Row:
+    entry = manifest.entries[key]
+    return {
+        "set": which,
+        "source": entry.source,
+        "output": key,
+        "reason": "unchanged (same original and settings)",
+    }
+
+
+# --- originals that disappeared ----------------------------------------------------------------
+
+
+def _handle_missing(
+    project: Project, which: SetName, plan: _SetPlan, manifest: Manifest, summary: PrepSummary, *, prune: bool
+) -> None:
+    """Report outputs whose original is gone; keep them unless pruning (captions always stay)."""
+    for key in sorted(k for k, e in manifest.entries.items() if e.set == which and k not in plan.current):
+        entry = manifest.entries[key]
+        output = project.root / key
+        if not output.is_file():
+            del manifest.entries[key]  # both gone: only bookkeeping is left
+            continue
+        caption = output.with_suffix(CAPTION_SUFFIX)
+        if prune:
+            remove_output(output)
+            del manifest.entries[key]
+        summary.missing.append(
+            {
+                "set": which,
+                "source": entry.source,
+                "output": key,
+                "pruned": prune,
+                "caption_kept": _relative(project, caption) if caption.is_file() else None,
+            }
+        )
+
+
+def _sort_rows(summary: PrepSummary) -> None:
+    """Rows in a stable order (workers finish in any order)."""
+    for rows in (summary.prepared, summary.skipped, summary.failed, summary.upscaled, summary.cropped):
+        rows.sort(key=lambda row: (SETS.index(row["set"]), row["source"]))

@@ -200,3 +200,54 @@ def sdxl_meta():
     from gafu.models.load import meta_model
 
     return meta_model()
+
+
+def preset_for_diffusers(name: str, folder: Path) -> Path:
+    """A LyCORIS preset file that selects on the diffusers U-Net what `name` selects on kohya's SGM one.
+
+    kohya's SGM U-Net calls its attention class CrossAttention (diffusers: Attention), has plain
+    Sequentials where diffusers has TimestepEmbedding, and has no layers named conv_in, conv_out
+    or time_embedding.* (so those preset names match nothing there).
+    """
+    from lycoris.config import PRESET
+
+    preset = dict(PRESET[name])
+    sgm_to_diffusers = {"CrossAttention": "Attention"}
+    preset["unet_target_module"] = [
+        sgm_to_diffusers.get(c, c) for c in preset["unet_target_module"] if c != "TimestepEmbedding"
+    ]
+    preset["unet_target_name"] = [
+        n
+        for n in preset["unet_target_name"]
+        if n not in ("conv_in", "conv_out") and not n.startswith("time_embedding")
+    ]
+    path = folder / f"{name}-on-diffusers.toml"
+    import toml  # LyCORIS reads presets with it
+
+    path.write_text(toml.dumps(preset), encoding="utf-8")
+    return path
+
+
+def lycoris_kohya_network(unet, te1, te2, settings, folder: Path):
+    """LyCORIS's own kohya network (`lycoris.kohya.create_network`, as sd-scripts calls it)."""
+    from lycoris.kohya import create_network
+
+    return create_network(
+        1.0,
+        settings.dim,
+        settings.alpha,
+        None,
+        [te1, te2],
+        unet,
+        algo="lokr",
+        factor=settings.factor,
+        conv_dim=settings.conv_dim,
+        conv_alpha=settings.conv_alpha,
+        preset=str(preset_for_diffusers(settings.preset, folder)),
+    )
+
+
+@pytest.fixture
+def lycoris_network():
+    """`lycoris_kohya_network`, as a fixture."""
+    return lycoris_kohya_network

@@ -152,6 +152,22 @@ def test_every_saved_key_names_the_adapted_layer_by_diffusers_converter(
     assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q" in lokr.module_names
 
 
+def test_unet_names_are_comfyuis_names_for_the_checkpoint_keys(tmp_path, tiny_model, tiny_parts):
+    # ComfyUI (comfy/lora.py, model_lora_keys_unet) names U-Net layers "lora_unet_" + the SGM
+    # checkpoint key without ".weight", dots as underscores; the tiny SGM file's keys are checked
+    # against diffusers' single-file loader in test_models_load.
+    with safe_open(str(tiny_model.single_file), framework="pt") as f:
+        comfy_names = {
+            "lora_unet_"
+            + key.removeprefix("model.diffusion_model.").removesuffix(".weight").replace(".", "_")
+            for key in f.keys()  # noqa: SIM118 (safe_open is not a dict)
+            if key.startswith("model.diffusion_model.") and key.endswith(".weight")
+        }
+    network = trained_network(tiny_parts, LOW_RANK)
+    unet_names = [n for n in network.names if n.startswith("lora_unet_")]
+    assert unet_names and set(unet_names) <= comfy_names
+
+
 @pytest.mark.parametrize(("family", "prediction"), [("illustrious", "epsilon"), ("noob-vpred", "v")])
 def test_metadata_follows_kohya_and_modelspec(tmp_path, tiny_parts, family, prediction):
     network = trained_network(tiny_parts, LokrSettings())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import toml
 from accelerate import init_empty_weights
 
 from gafu.network.files import lokr_metadata, save_network
@@ -17,32 +16,13 @@ def sdxl_recipe_summary():
     return describe_network()
 
 
-def test_full_sdxl_summary_counts_what_lycoris_kohya_builds(tmp_path, sdxl_meta, sdxl_recipe_summary):
-    from lycoris.config import PRESET
-    from lycoris.kohya import create_network
-
+def test_full_sdxl_summary_counts_what_lycoris_kohya_builds(
+    tmp_path, sdxl_meta, sdxl_recipe_summary, lycoris_network
+):
     summary = sdxl_recipe_summary
     unet, te1, te2 = sdxl_meta
-    # LyCORIS's own kohya network on the same architecture; its preset drops what only exists
-    # under diffusers names (kohya's SGM U-Net has no conv_in/conv_out/time_embedding layers).
-    preset = dict(PRESET["full"], unet_target_name=[])
-    preset["unet_target_module"] = [c for c in preset["unet_target_module"] if c != "TimestepEmbedding"]
-    (tmp_path / "preset.toml").write_text(toml.dumps(preset), encoding="utf-8")
-    settings = LokrSettings()
-    with init_empty_weights():
-        lycoris = create_network(
-            1.0,
-            settings.dim,
-            settings.alpha,
-            None,
-            [te1, te2],
-            unet,
-            algo="lokr",
-            factor=settings.factor,
-            conv_dim=settings.conv_dim,
-            conv_alpha=settings.conv_alpha,
-            preset=str(tmp_path / "preset.toml"),
-        )
+    with init_empty_weights():  # LyCORIS's own kohya network on the same architecture
+        lycoris = lycoris_network(unet, te1, te2, LokrSettings(), tmp_path)
     assert len(summary.modules) == len(lycoris.loras) == 788 + 72 + 192
     assert summary.trainable_parameters == sum(p.numel() for m in lycoris.loras for p in m.parameters())
     modules = {m.name: m for m in summary.modules}

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import toml
 from accelerate import init_empty_weights
 
 from gafu.errors import GafuError
@@ -28,49 +25,6 @@ SDXL_UNET_MODULES = (
 )
 TE1_MODULES = 12 * 6  # 12 layers: q, k, v, out_proj, fc1, fc2
 TE2_MODULES = 32 * 6
-
-
-def preset_for_diffusers(name: str, folder: Path) -> Path:
-    """A LyCORIS preset file that selects on the diffusers U-Net what `name` selects on kohya's SGM one.
-
-    kohya's SGM U-Net calls its attention class CrossAttention (diffusers: Attention), has plain
-    Sequentials where diffusers has TimestepEmbedding, and has no layers named conv_in, conv_out
-    or time_embedding.* (so those preset names match nothing there).
-    """
-    from lycoris.config import PRESET
-
-    preset = dict(PRESET[name])
-    sgm_to_diffusers = {"CrossAttention": "Attention"}
-    preset["unet_target_module"] = [
-        sgm_to_diffusers.get(c, c) for c in preset["unet_target_module"] if c != "TimestepEmbedding"
-    ]
-    preset["unet_target_name"] = [
-        n
-        for n in preset["unet_target_name"]
-        if n not in ("conv_in", "conv_out") and not n.startswith("time_embedding")
-    ]
-    path = folder / f"{name}-on-diffusers.toml"
-    path.write_text(toml.dumps(preset), encoding="utf-8")
-    return path
-
-
-def lycoris_kohya_network(unet, te1, te2, settings: LokrSettings, folder: Path):
-    """LyCORIS's own kohya network (`lycoris.kohya.create_network`, as sd-scripts calls it)."""
-    from lycoris.kohya import create_network
-
-    return create_network(
-        1.0,
-        settings.dim,
-        settings.alpha,
-        None,
-        [te1, te2],
-        unet,
-        algo="lokr",
-        factor=settings.factor,
-        conv_dim=settings.conv_dim,
-        conv_alpha=settings.conv_alpha,
-        preset=str(preset_for_diffusers(settings.preset, folder)),
-    )
 
 
 def test_full_sdxl_adapts_kohya_lycoris_module_set(sdxl_meta):
@@ -113,12 +67,14 @@ def test_every_name_maps_to_the_adapted_layer_through_diffusers_converter(
     ],
     ids=["recipe", "low-rank", "attn-only", "full-lin"],
 )
-def test_same_layers_and_module_shapes_as_lycoris_kohya_network(tmp_path, tiny_parts, settings):
+def test_same_layers_and_module_shapes_as_lycoris_kohya_network(
+    tmp_path, tiny_parts, settings, lycoris_network
+):
     from gafu.network.lokr import build_network
 
     unet, te1, te2 = tiny_parts
     ours = build_network(unet, (te1, te2), settings)
-    theirs = lycoris_kohya_network(unet, te1, te2, settings, tmp_path)
+    theirs = lycoris_network(unet, te1, te2, settings, tmp_path)
     their_modules = {id(m.org_module[0]): m for m in theirs.loras}
     our_modules = {id(ours.target(m.lora_name).module): m for m in ours.lokr_modules()}
     assert our_modules.keys() == their_modules.keys()
@@ -133,14 +89,14 @@ def test_same_layers_and_module_shapes_as_lycoris_kohya_network(tmp_path, tiny_p
         assert mine == other, module.lora_name
 
 
-def test_full_sdxl_module_shapes_match_lycoris_kohya_network(tmp_path, sdxl_meta):
+def test_full_sdxl_module_shapes_match_lycoris_kohya_network(tmp_path, sdxl_meta, lycoris_network):
     from gafu.network.lokr import build_network
 
     unet, te1, te2 = sdxl_meta
     settings = LokrSettings()
     with init_empty_weights():
         ours = build_network(unet, (te1, te2), settings)
-        theirs = lycoris_kohya_network(unet, te1, te2, settings, tmp_path)
+        theirs = lycoris_network(unet, te1, te2, settings, tmp_path)
     their_shapes = {
         id(m.org_module[0]): {k: tuple(v.shape) for k, v in m.state_dict().items()} for m in theirs.loras
     }

@@ -1,4 +1,9 @@
-"""The peak memory (RAM) this process used while a block of code ran, on Linux, macOS and Windows."""
+"""The peak memory (RAM) this process used while a block of code ran, on Linux, macOS and Windows.
+
+What counts is the memory the process owns. Pages of a file mapped for reading (safetensors
+maps the checkpoint) show in the resident size too, but they are the OS's file cache, shared
+and dropped under pressure; counting them would report every loaded checkpoint twice.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,16 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
-SAMPLE_SECONDS = 0.02
+SAMPLE_SECONDS = 0.01
 
 
 @dataclass
 class MemoryReport:
-    """Resident memory before a block and at its peak, in bytes, and how long it took."""
+    """Memory the process owned before a block and at its peak, in bytes, and how long it took."""
 
     before_bytes: int = 0
     peak_bytes: int = 0
@@ -35,34 +41,32 @@ class MemoryReport:
         }
 
 
-def _high_water_mark(process: psutil.Process) -> int:
-    """The operating system's record of this process's peak resident memory, in bytes."""
-    if sys.platform == "win32":
-        return int(process.memory_info().peak_wset)
-    import resource
+def owned_bytes(process: psutil.Process) -> int:
+    """Memory the process owns: anonymous resident memory on Linux, private bytes on Windows.
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes, Linux KiB
+    macOS exposes no such figure cheaply; there it is the resident size (mapped files included).
+    """
+    if sys.platform.startswith("linux"):
+        for line in Path(f"/proc/{process.pid}/status").read_text("ascii", "replace").splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    if sys.platform == "win32":
+        return int(process.memory_info().private)
+    return int(process.memory_info().rss)
 
 
 class PeakMemory:
-    """Context manager measuring peak resident memory while its block runs.
-
-    A sampling thread catches the peak; where the OS high-water mark rose during the block, that
-    exact figure replaces the sampled one (it cannot be reset, so it only helps when it moved).
-    """
+    """Context manager measuring the peak of `owned_bytes` while its block runs (sampled)."""
 
     def __init__(self) -> None:
         self.report = MemoryReport()
         self._process = psutil.Process()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._mark_before = 0
         self._started = 0.0
 
     def __enter__(self) -> MemoryReport:
-        self.report.before_bytes = self.report.peak_bytes = self._process.memory_info().rss
-        self._mark_before = _high_water_mark(self._process)
+        self.report.before_bytes = self.report.peak_bytes = owned_bytes(self._process)
         self._started = time.perf_counter()
         self._thread = threading.Thread(target=self._sample, name="gafu-peak-memory", daemon=True)
         self._thread.start()
@@ -73,9 +77,6 @@ class PeakMemory:
         if self._thread is not None:
             self._thread.join()
         self._record()
-        mark_after = _high_water_mark(self._process)
-        if mark_after > self._mark_before:
-            self.report.peak_bytes = max(self.report.peak_bytes, mark_after)
         self.report.seconds = time.perf_counter() - self._started
 
     def _sample(self) -> None:
@@ -83,4 +84,4 @@ class PeakMemory:
             self._record()
 
     def _record(self) -> None:
-        self.report.peak_bytes = max(self.report.peak_bytes, self._process.memory_info().rss)
+        self.report.peak_bytes = max(self.report.peak_bytes, owned_bytes(self._process))

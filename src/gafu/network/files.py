@@ -86,7 +86,6 @@ def lokr_metadata(
         "ss_num_epochs": str(num_epochs),
         "ss_output_name": output_name,
         "ss_tag_frequency": json.dumps(tag_frequency or {}, ensure_ascii=False),
-        "ss_network_train_unet_only": str(not settings.train_text_encoder),
         "ss_training_started_at": str(
             training_started_at if training_started_at is not None else now.timestamp()
         ),
@@ -118,8 +117,11 @@ def lokr_metadata(
     return metadata
 
 
-def settings_from_metadata(metadata: Mapping[str, str]) -> LokrSettings | None:
-    """The LoKr settings a file was made with (kohya/LyCORIS metadata), or None if it does not say."""
+def settings_from_metadata(metadata: Mapping[str, str], module_names: list[str]) -> LokrSettings | None:
+    """The LoKr settings a file was made with (kohya/LyCORIS metadata), or None if it does not say.
+
+    Whether the text encoders were trained shows in the file's module names.
+    """
     try:
         args = json.loads(metadata.get("ss_network_args", "{}"))
         if str(args.get("algo", "")).lower() != recipe.NETWORK_ALGO or "ss_network_dim" not in metadata:
@@ -134,7 +136,7 @@ def settings_from_metadata(metadata: Mapping[str, str]) -> LokrSettings | None:
             conv_alpha=float(args.get("conv_alpha", alpha)),
             factor=int(float(args.get("factor", -1))),
             preset=str(args.get("preset", recipe.LYCORIS_PRESET)),
-            train_text_encoder=metadata.get("ss_network_train_unet_only", "False") != "True",
+            train_text_encoder=any(name.startswith("lora_te") for name in module_names),
         )
     except (ValueError, TypeError, AttributeError):
         return None
@@ -237,7 +239,7 @@ def load_network(
     unknown = [name for name in lokr.module_names if name not in layers]
     if unknown:
         raise _other_architecture(lokr, unknown, len(lokr.module_names), text_encoders is None)
-    settings = settings_from_metadata(lokr.metadata)
+    settings = settings_from_metadata(lokr.metadata, lokr.module_names)
     modules, targets = [], []
     order = {name: i for i, name in enumerate(layers)}  # model order, as `build_network` builds
     for name in sorted(lokr.module_names, key=order.__getitem__):
@@ -283,7 +285,7 @@ def _with_alpha(settings: LokrSettings, target: Target, alpha: float | None) -> 
 
 
 def _settings_of(lokr: LokrFile) -> LokrSettings:
-    """Settings for a file without metadata: what its tensors show (for saving it again)."""
+    """Settings for a file without metadata: gafu's, except what its names show (text encoders or not)."""
     return LokrSettings(train_text_encoder=any(n.startswith("lora_te") for n in lokr.module_names))
 
 

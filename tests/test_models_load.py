@@ -262,3 +262,16 @@ def test_missing_tokenizer_files_are_named(tmp_path, tiny_model):
 def test_no_tokenizers_anywhere_says_how_to_supply_them(tiny_model):
     with pytest.raises(GafuError, match=r"tokenizer files .* not found.*\[model\] tokenizers.*hf download"):
         load_base_model(tiny_model.single_file, config_dir=tiny_model.config_dir)
+
+
+def test_project_config_dir_names_the_architecture_without_loading(make_project, tiny_model):
+    from gafu.models.load import project_config_dir
+
+    project = make_project()
+    assert project_config_dir(project) is None  # no model yet: SDXL's shipped configs
+    project.config.model.path = str(tiny_model.diffusers_dir)
+    assert project_config_dir(project) == tiny_model.diffusers_dir
+    project.config.model.path = str(tiny_model.single_file)
+    assert project_config_dir(project) is None
+    project.config.model.config = str(tiny_model.config_dir)
+    assert project_config_dir(project) == tiny_model.config_dir

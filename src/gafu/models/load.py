@@ -154,6 +154,21 @@ def load_project_model(project, *, dtype: torch.dtype = torch.bfloat16, device=N
     )
 
 
+def project_config_dir(project) -> Path | None:
+    """The config folder describing a project's model architecture, without loading any weights.
+
+    `[model] config` when set, the model itself when it is a local diffusers folder, else None
+    (SDXL base, whose configs gafu ships). For `describe_network(config_dir=…)`.
+    """
+    section = project.config.model
+    if section.config:
+        return project.resolve(section.config)
+    local = project.resolve(section.path) if section.path else None
+    if local is not None and (local / "model_index.json").is_file():
+        return local
+    return None
+
+
 # --- where the model is ---------------------------------------------------------------------------
 def resolve_model_source(model: str | Path, *, prefer_fp16: bool = True) -> ModelSource:
     """A local file or folder as it is; a hub repo id resolved to files in the hub cache."""

@@ -24,7 +24,7 @@ from gafu.errors import GafuError
 from gafu.families import ModelFamily
 from gafu.fsio import atomic_path
 from gafu.models.checkpoint import read_header
-from gafu.network.lokr import LokrNetwork, default_module_class, make_lokr_module
+from gafu.network.lokr import LokrNetwork, default_module_class, make_lokr_module, quiet_lycoris
 from gafu.network.settings import LokrSettings
 from gafu.network.targets import Target, named_layers
 
@@ -242,12 +242,13 @@ def load_network(
     settings = settings_from_metadata(lokr.metadata, lokr.module_names)
     modules, targets = [], []
     order = {name: i for i, name in enumerate(layers)}  # model order, as `build_network` builds
-    for name in sorted(lokr.module_names, key=order.__getitem__):
-        target = layers[name]
-        module = _rebuild_module(lokr, target, settings, module_class)
-        module.multiplier = multiplier
-        modules.append(module)
-        targets.append(target)
+    with quiet_lycoris():
+        for name in sorted(lokr.module_names, key=order.__getitem__):
+            target = layers[name]
+            module = _rebuild_module(lokr, target, settings, module_class)
+            module.multiplier = multiplier
+            modules.append(module)
+            targets.append(target)
     network = LokrNetwork(modules, targets, settings or _settings_of(lokr))
     network.file_metadata = dict(lokr.metadata)
     return network

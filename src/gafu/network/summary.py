@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
+
+from gafu.network.settings import LokrSettings
 
 Component = Literal["unet", "te1", "te2"]
 ModuleKind = Literal["linear", "conv1x1", "conv3x3"]
@@ -59,3 +62,45 @@ class NetworkSummary:
             "trainable_parameters": self.trainable_parameters,
             "file_mb": {d: round(self.file_bytes(d) / 1e6, 1) for d in ("fp16", "bf16", "fp32")},
         }
+
+
+def describe_network(
+    settings: LokrSettings | None = None,
+    *,
+    config_dir: Path | None = None,
+    module_class: type | None = None,
+) -> NetworkSummary:
+    """Every module a LoKr with `settings` adapts, with sizes, for an architecture (no weights needed).
+
+    `config_dir`: a diffusers-format config or model folder (default: SDXL base, shipped with
+    gafu). The network is built by the same code that builds the trained one (`build_network`),
+    on the meta device, so this takes seconds on a CPU even for full SDXL.
+    """
+    from accelerate import init_empty_weights
+
+    from gafu.models.load import meta_model
+    from gafu.network.lokr import build_network
+
+    unet, te1, te2 = meta_model(config_dir)
+    with init_empty_weights():  # parameters land on the meta device: shapes, no memory
+        network = build_network(unet, (te1, te2), settings or LokrSettings(), module_class=module_class)
+    return summarize_network(network)
+
+
+def summarize_network(network) -> NetworkSummary:
+    """The summary of a built `LokrNetwork`."""
+    modules = []
+    for module in network.lokr_modules():
+        target = network.target(module.lora_name)
+        modules.append(
+            AdaptedModule(
+                name=target.name,
+                component=target.component,
+                block=target.block,
+                kind=target.kind,
+                weight_shape=tuple(target.module.weight.shape),
+                full_matrix=bool(getattr(module, "use_w2", False)),
+                parameters=sum(p.numel() for p in module.parameters()),
+            )
+        )
+    return NetworkSummary(modules)

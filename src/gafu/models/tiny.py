@@ -1,0 +1,239 @@
+"""A tiny model with SDXL's architecture, for tests and `gafu demo`.
+
+Same structure as SDXL base — a U-Net with SDXL's three levels, cross-attention transformer blocks
+and `text_time` added conditioning, two CLIP text encoders (the second with a projection) whose
+hidden sizes add up to the U-Net's cross-attention width, a VAE that downsamples 8x, and CLIP
+tokenizers — with tiny widths, so it builds in well under a second and works on 64 px pictures.
+It is saved in both forms users have: a diffusers folder and a single-file SGM checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gafu.fsio import atomic_path, write_json_atomic, write_text_atomic
+from gafu.models import sgm
+from gafu.models.configs import sdxl_config_dir
+
+TINY_SIDE = 64  # pixels; the latent side is 8
+TINY_HIDDEN = 32  # text encoder width; the U-Net's cross-attention is 2 × this, like SDXL's 768 + 1280
+TINY_TIME_EMBED = 8  # SDXL: 256
+# A few words become whole BPE tokens; every other text falls back to single characters.
+TINY_WORDS = ("girl", "style", "dress", "white", "black", "hair", "smile", "solo", "the", "a")
+
+UNET_CONFIG = {
+    "sample_size": TINY_SIDE // 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "block_out_channels": [32, 64, 64],
+    "layers_per_block": 2,  # as SDXL: the SGM block numbers (input_blocks.4 …) are SDXL's
+    "attention_head_dim": [2, 4, 4],  # SDXL's config names the head count so (5, 10, 20)
+    "transformer_layers_per_block": [1, 1, 2],  # SDXL: [1, 2, 10]
+    "cross_attention_dim": 2 * TINY_HIDDEN,
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": TINY_TIME_EMBED,
+    # pooled text embedding + 6 size/crop numbers, each embedded in TINY_TIME_EMBED
+    "projection_class_embeddings_input_dim": TINY_HIDDEN + 6 * TINY_TIME_EMBED,
+    "norm_num_groups": 32,
+}
+VAE_CONFIG = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,  # 3 downsamples: 8x, as SDXL
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [8, 16, 16, 16],
+    "layers_per_block": 1,
+    "norm_num_groups": 8,
+    "latent_channels": 4,
+    "sample_size": TINY_SIDE,
+    "scaling_factor": 0.13025,  # SDXL's
+    "force_upcast": True,
+}
+
+
+def _text_config(hidden_act: str, architecture: str, vocab_size: int) -> dict:
+    # Token ids 0/1/2 and `eos_token_id == 2` are SDXL's own (legacy) values: pooling then takes
+    # the highest token id, which is <|endoftext|> in CLIP's vocabulary and in the tiny one.
+    return {
+        "architectures": [architecture],
+        "hidden_size": TINY_HIDDEN,
+        "intermediate_size": 2 * TINY_HIDDEN,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 77,
+        "projection_dim": TINY_HIDDEN,
+        "hidden_act": hidden_act,
+        "vocab_size": vocab_size,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "pad_token_id": 1,
+    }
+
+
+@dataclass
+class TinyModel:
+    """Where a saved tiny model lives."""
+
+    root: Path
+    diffusers_dir: Path  # a full diffusers folder, tokenizers included
+    single_file: Path  # the same weights in one SGM-layout .safetensors
+    config_dir: Path  # the architecture configs alone, for loading `single_file` offline
+
+
+def build_tiny_components(seed: int = 0) -> dict:
+    """The tiny model's components in memory (deterministic by `seed`), keyed as in a pipeline."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    vocab, _ = tiny_vocabulary()
+    torch.manual_seed(seed)
+    te1_config = CLIPTextConfig(**_text_config("quick_gelu", "CLIPTextModel", len(vocab)))
+    te2_config = CLIPTextConfig(**_text_config("gelu", "CLIPTextModelWithProjection", len(vocab)))
+    scheduler_config = json.loads(
+        (sdxl_config_dir() / "scheduler" / "scheduler_config.json").read_text("utf-8")
+    )
+    return {
+        "unet": UNet2DConditionModel(**UNET_CONFIG).eval(),
+        "vae": AutoencoderKL(**VAE_CONFIG).eval(),
+        "text_encoder": CLIPTextModel(te1_config).eval(),
+        "text_encoder_2": CLIPTextModelWithProjection(te2_config).eval(),
+        "scheduler": EulerDiscreteScheduler.from_config(scheduler_config),
+    }
+
+
+def save_tiny_model(
+    root: Path, *, seed: int = 0, dtype: torch.dtype = torch.float32, v_pred: bool = False
+) -> TinyModel:
+    """Build the tiny model and save it as a diffusers folder, a single SGM file and a config folder.
+
+    `v_pred` adds the `v_pred` marker key NoobAI-XL v-prediction checkpoints carry.
+    """
+    root = Path(root)
+    model = TinyModel(
+        root=root,
+        diffusers_dir=root / "diffusers",
+        single_file=root / ("tiny-sdxl-vpred.safetensors" if v_pred else "tiny-sdxl.safetensors"),
+        config_dir=root / "config",
+    )
+    components = build_tiny_components(seed)
+    if dtype != torch.float32:
+        for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+            components[name].to(dtype)
+    _write_folder(model.diffusers_dir, lambda folder: _save_diffusers(components, folder))
+    _write_folder(model.config_dir, lambda folder: _save_configs(components, folder))
+    save_sgm_checkpoint(components, model.single_file, dtype=dtype, v_pred=v_pred)
+    return model
+
+
+def save_sgm_checkpoint(
+    components: dict, path: Path, *, dtype: torch.dtype = torch.float16, v_pred: bool = False
+) -> None:
+    """Write U-Net, VAE and both text encoders as one SGM-layout `.safetensors` (atomically)."""
+    from safetensors.torch import save_file
+
+    unet, vae = components["unet"], components["vae"]
+    tensors = {
+        **sgm.unet_to_sgm(unet.state_dict(), unet.config),
+        **sgm.vae_to_ldm(vae.state_dict(), vae.config),
+        **sgm.clip_l_to_sgm(components["text_encoder"].state_dict()),
+        **sgm.open_clip_to_sgm(components["text_encoder_2"].state_dict()),
+    }
+    # Real SDXL checkpoints carry these non-weights too; loaders must ignore them.
+    tensors[sgm.CLIP_L_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    tensors[sgm.OPEN_CLIP_PREFIX + "logit_scale"] = torch.tensor(4.6052)
+    if v_pred:
+        tensors["v_pred"] = torch.tensor([])  # NoobAI-XL v-pred's marker
+    tensors = {
+        key: (t.to(dtype) if t.is_floating_point() and key != "v_pred" else t).contiguous()
+        for key, t in tensors.items()
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+
+
+def _write_folder(folder: Path, write) -> None:
+    """Write a folder beside its final place and rename it there, so it is whole or absent."""
+    staging = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write(staging)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
+
+
+def _save_diffusers(components: dict, folder: Path) -> None:
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        components[name].save_pretrained(folder / name)
+    components["scheduler"].save_pretrained(folder / "scheduler")
+    write_tiny_tokenizers(folder)
+    shutil.copy(sdxl_config_dir() / "model_index.json", folder / "model_index.json")
+
+
+def _save_configs(components: dict, folder: Path) -> None:
+    for name in ("unet", "vae"):
+        components[name].save_config(folder / name)
+    for name in ("text_encoder", "text_encoder_2"):
+        components[name].config.save_pretrained(folder / name)
+    components["scheduler"].save_pretrained(folder / "scheduler")
+    shutil.copy(sdxl_config_dir() / "model_index.json", folder / "model_index.json")
+
+
+# --- tokenizers ---------------------------------------------------------------------------------
+def _byte_characters() -> list[str]:
+    """The 256 printable stand-ins CLIP's byte-level BPE uses for bytes (GPT-2's table)."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    extra = [b for b in range(256) if b not in printable]
+    codes = printable + [256 + i for i in range(len(extra))]
+    return [chr(c) for c in codes]
+
+
+def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A small CLIP-style BPE vocabulary: every byte (alone and word-final), a few words, specials."""
+    characters = _byte_characters()
+    vocab = {c: i for i, c in enumerate(characters)}
+    vocab.update({c + "</w>": len(characters) + i for i, c in enumerate(characters)})
+    merges: list[tuple[str, str]] = []
+    for word in TINY_WORDS:
+        symbols = [*word[:-1], word[-1] + "</w>"]
+        while len(symbols) > 1:  # merge left to right, as BPE would learn it
+            pair = (symbols[0], symbols[1])
+            if pair not in merges:
+                merges.append(pair)
+            vocab.setdefault(pair[0] + pair[1], len(vocab))
+            symbols = [pair[0] + pair[1], *symbols[2:]]
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)  # the highest id, as in CLIP (pooling relies on it)
+    return vocab, merges
+
+
+def write_tiny_tokenizers(folder: Path) -> None:
+    """Write `tokenizer/` and `tokenizer_2/` as SDXL has them (the second pads with "!")."""
+    vocab, merges = tiny_vocabulary()
+    for name, pad in (("tokenizer", "<|endoftext|>"), ("tokenizer_2", "!")):
+        target = Path(folder) / name
+        write_json_atomic(target / "vocab.json", vocab)
+        write_text_atomic(target / "merges.txt", "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+        specials = {
+            "bos_token": "<|startoftext|>",
+            "eos_token": "<|endoftext|>",
+            "unk_token": "<|endoftext|>",
+            "pad_token": pad,
+        }
+        write_json_atomic(target / "special_tokens_map.json", specials)
+        write_json_atomic(
+            target / "tokenizer_config.json",
+            {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True, **specials},
+        )

@@ -13,6 +13,7 @@ requires grad, as inside a network whose earlier layers train; the base weight i
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -95,18 +96,22 @@ def time_steps(
 ) -> dict[str, float]:
     """Median seconds of forward + backward (input and LoKr parameters) per layer.
 
-    The layers take turns, round after round, so a slow spell of a shared machine hits all alike.
+    The layers take turns, round after round, so a slow spell of a shared machine hits all alike;
+    short steps get more rounds (at least `repeats`, about MIN_SECONDS per layer in all).
     """
+    for _ in range(WARM_UP_ROUNDS):
+        warm = {name: _time_one_step(layer, x, dtype, device) for name, layer in layers.items()}
+    rounds = min(MAX_ROUNDS, max(repeats, math.ceil(MIN_SECONDS / min(warm.values()))))
     times: dict[str, list[float]] = {name: [] for name in layers}
-    for round_ in range(repeats + WARM_UP_ROUNDS):
+    for _ in range(rounds):
         for name, layer in layers.items():
-            seconds = _time_one_step(layer, x, dtype, device)
-            if round_ >= WARM_UP_ROUNDS:
-                times[name].append(seconds)
+            times[name].append(_time_one_step(layer, x, dtype, device))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
 WARM_UP_ROUNDS = 2
+MIN_SECONDS = 0.5
+MAX_ROUNDS = 200
 
 
 def _time_one_step(layer: Callable, x: torch.Tensor, dtype: torch.dtype, device: torch.device) -> float:
@@ -132,9 +137,9 @@ def compare_variants(args: argparse.Namespace) -> None:
     device, dtype = torch.device(args.device), _dtype(args.dtype)
     print(
         f"factor {args.factor}, {args.dtype}, {device}, {torch.get_num_threads()} threads,"
-        f" rows × {args.scale}, median of {args.repeats}"
+        f" rows × {args.scale}, median of ≥ {args.repeats} rounds"
     )
-    print(f"| layer | frozen ms | {' | '.join(VARIANTS[1:])} (× frozen) | gafu vs LyCORIS |")
+    print("| layer | frozen ms | LyCORIS default × | LyCORIS bypass × | gafu × | gafu vs LyCORIS default |")
     print("|---|---:|---:|---:|---:|---:|")
     for shape in SDXL_LAYERS:
         torch.manual_seed(0)

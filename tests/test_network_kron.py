@@ -42,6 +42,7 @@ CASES = {
     "conv3x3 stride 2": dict(a=4, c=3, b=5, d=6, conv=STRIDE_2, kernel=3, spatial=(9, 8)),
     "conv3x3 stride 2, wide input": dict(a=2, c=4, b=3, d=20, conv=STRIDE_2, kernel=3, bias=False),
     "conv1x1": dict(a=4, c=3, b=5, d=6, conv=POINTWISE, kernel=1),
+    "conv1x1, wide output": dict(a=2, c=4, b=20, d=3, conv=POINTWISE, kernel=1),
 }
 
 

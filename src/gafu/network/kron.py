@@ -61,9 +61,9 @@ def kron_layer(
     with torch.autocast(device, enabled=False):
         if path == "merged":
             # W + ΔW is formed at the weight's precision and cast after, as LyCORIS forms it.
-            return _MergedKron.apply(x, weight, bias, w1.to(weight.dtype), w2.to(weight.dtype), conv)
-        weight, w1, w2 = weight.to(dtype), w1.to(dtype), w2.to(dtype)
-        return factored_kron_layer(x, weight, None if bias is None else bias.to(dtype), w1, w2, conv)
+            return _MergedKron.apply(x, weight, bias, w1.to(weight), w2.to(weight), conv)
+        weight, w1, w2 = weight.to(dtype), w1.to(x), w2.to(x)
+        return _factored_layer(x, weight, None if bias is None else bias.to(dtype), w1, w2, conv)
 
 
 def uses_merged_path(rows: int, weight: torch.Tensor) -> bool:
@@ -88,18 +88,11 @@ def mix_groups(w: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     return torch.bmm(w.expand(groups.shape[0], *w.shape), groups)
 
 
-def factored_kron_layer(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    w1: torch.Tensor,
-    w2: torch.Tensor,
-    conv: ConvGeometry | None = None,
-) -> torch.Tensor:
+def _factored_layer(x, weight, bias, w1, w2, conv: ConvGeometry | None) -> torch.Tensor:
     """op(x, W) + bias + (w1 ⊗ w2)·x with no weight-sized tensor (plain autograd)."""
     a, c = w1.shape
     base = _op(x, weight, bias, conv)
-    inner = _op(_maps(x, c, conv), w2, None, conv)  # w2 inside each group: (…·c, b, …)
+    inner = _w2_op(_maps(x, c, conv), w2, conv)  # w2 inside each group: (…·c, b, …)
     batch = _batch(x, conv)
     inner = _grouped(inner, c, batch)  # (batch, c, b·…)
     # w1 across the groups, added to the frozen output by the same product
@@ -152,14 +145,14 @@ def factor_grads(
     if a * x_groups.shape[2] <= c * grad_groups.shape[2]:
         mixed = mix_groups(w1, x_groups)  # (batch, a, d·…): x mixed into the output's groups
         mixed_maps = mixed.view(batch * a, *_maps(x, c, conv).shape[1:])
-        grad_w2 = _op_weight_grad(_maps(grad, a, conv), mixed_maps, w2.shape, conv)
-        spread = _op_input_grad(_maps(grad, a, conv), mixed_maps.shape, w2, conv)  # w2ᵀ inside groups
+        grad_w2 = _w2_weight_grad(_maps(grad, a, conv), mixed_maps, w2.shape, conv)
+        spread = _w2_input_grad(_maps(grad, a, conv), mixed_maps.shape, w2, conv)  # w2ᵀ inside groups
         grad_w1 = torch.bmm(_grouped(spread, a, batch), x_groups.transpose(1, 2)).sum(0)
     else:
         mixed = mix_groups(w1.t(), grad_groups)  # (batch, c, b·…): grad mixed into the input's groups
         mixed_maps = mixed.view(batch * c, *_maps(grad, a, conv).shape[1:])
-        grad_w2 = _op_weight_grad(mixed_maps, _maps(x, c, conv), w2.shape, conv)
-        applied = _op(_maps(x, c, conv), w2, None, conv)  # w2 inside the input's groups
+        grad_w2 = _w2_weight_grad(mixed_maps, _maps(x, c, conv), w2.shape, conv)
+        applied = _w2_op(_maps(x, c, conv), w2, conv)  # w2 inside the input's groups
         grad_w1 = torch.bmm(grad_groups, _grouped(applied, c, batch).transpose(1, 2)).sum(0)
     return grad_w1, grad_w2
 
@@ -190,6 +183,35 @@ def _rows(x: torch.Tensor, weight: torch.Tensor, conv: ConvGeometry | None) -> i
     for size, k, s, p, dil in zip(x.shape[2:], weight.shape[2:], stride, padding, dilation, strict=True):
         rows *= (size + 2 * p - dil * (k - 1) - 1) // s + 1
     return rows
+
+
+# --- w2's operation inside the groups: the layer's own, but pointwise ones as batched products --
+# A 1×1 convolution over a few dozen channels runs 2-3× slower through oneDNN than as a batched
+# product; the frozen layer's own operation (hundreds of channels) keeps its convolution.
+def _w2_op(x_maps: torch.Tensor, w2: torch.Tensor, conv: ConvGeometry | None) -> torch.Tensor:
+    if not _pointwise(w2.shape, conv):
+        return _op(x_maps, w2, None, conv)
+    return mix_groups(w2.flatten(1), x_maps.flatten(2)).view(x_maps.shape[0], -1, *x_maps.shape[2:])
+
+
+def _w2_input_grad(grad_maps: torch.Tensor, x_shape, w2: torch.Tensor, conv: ConvGeometry | None):
+    if not _pointwise(w2.shape, conv):
+        return _op_input_grad(grad_maps, x_shape, w2, conv)
+    return mix_groups(w2.flatten(1).t(), grad_maps.flatten(2)).view(x_shape)
+
+
+def _w2_weight_grad(grad_maps: torch.Tensor, x_maps: torch.Tensor, w2_shape, conv: ConvGeometry | None):
+    if not _pointwise(w2_shape, conv):
+        return _op_weight_grad(grad_maps, x_maps, w2_shape, conv)
+    return torch.bmm(grad_maps.flatten(2), x_maps.flatten(2).transpose(1, 2)).sum(0).view(w2_shape)
+
+
+def _pointwise(weight_shape, conv: ConvGeometry | None) -> bool:
+    """A 1×1 convolution with stride 1 and no padding: a product over channels at each pixel."""
+    if conv is None:
+        return False
+    stride, padding, _ = conv
+    return all(k == 1 for k in weight_shape[2:]) and set(stride) == {1} and set(padding) == {0}
 
 
 # --- the one operation of the layer (linear or 2-D convolution) and its two gradients ---------

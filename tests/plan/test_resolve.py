@@ -298,12 +298,31 @@ def test_injected_network_summary_is_carried_and_sizes_the_memory(prepared_proje
     plan = _plan(project, describe=lambda settings: seen.append(settings) or summary)
     assert seen == [plan.network.settings]
     assert plan.network.summary == summary
-    assert plan.sources["network.summary"] == "gafu network builder"
+    assert plan.sources["network.summary"] == "gafu network builder (meta device)"
     state = summary.trainable_parameters * 16 / GIB
     assert plan.memory.breakdown["LoKr weights, gradients, optimizer state"] == round(state, 2)
     assert any("3 of 4 modules" in n for n in plan.notes)
     without = _plan(project)
     assert without.network.summary is None and any("no network summary" in n for n in without.notes)
+
+
+def test_default_summary_is_the_real_sdxl_network_and_follows_the_factor(prepared_project):
+    project = prepared_project(n_target=4, n_reg=4, size=(256, 256))
+    factor8 = resolve_plan(project, 12.0)  # no describe: gafu's builder on SDXL's architecture
+    factor4 = resolve_plan(_with(project, "network", factor=4), 12.0)
+    assert len(factor8.network.summary.modules) == len(factor4.network.summary.modules) > 1000
+    # A smaller factor keeps larger Kronecker blocks: more parameters and a larger file (P6).
+    assert factor4.network.summary.file_bytes("fp16") > 2 * factor8.network.summary.file_bytes("fp16")
+    assert factor4.memory.breakdown != factor8.memory.breakdown
+
+
+def test_default_summary_uses_the_projects_model_config(prepared_project, tiny_model):
+    project = prepared_project(n_target=4, n_reg=4, size=(256, 256))
+    tiny = _with(project, "model", config=str(tiny_model.config_dir))
+    modules = resolve_plan(tiny, 12.0).network.summary.modules
+    sdxl = resolve_plan(project, 12.0).network.summary.modules
+    assert 0 < len(modules) < len(sdxl)
+    assert sum(m.parameters for m in modules) * 100 < sum(m.parameters for m in sdxl)
 
 
 def test_alpha_defaults_to_dim_and_overrides_are_sourced(prepared_project):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from gafu.config import NetworkSection
-from gafu.network import summary as summary_module
 from gafu.network.settings import LokrSettings
-from gafu.network.summary import NetworkSummary
+from gafu.network.summary import NetworkSummary, describe_network
 
 NetworkDescriber = Callable[[LokrSettings], "NetworkSummary | None"]
 
@@ -32,15 +32,13 @@ def lokr_settings(network: NetworkSection, *, train_text_encoder: bool) -> LokrS
     )
 
 
-def describe_lokr_network(settings: LokrSettings) -> NetworkSummary | None:
-    """The network summary for `settings` from gafu's network builder, or None where it has none.
+def describe_lokr_network(settings: LokrSettings, config_dir: Path | None = None) -> NetworkSummary:
+    """The network summary for `settings` on the architecture in `config_dir` (default SDXL).
 
-    This is the one place the plan calls the network builder (`gafu.network.summary`).
+    This is the one place the plan calls the network builder (`gafu.network.summary`): the
+    network is built on the meta device, so no weights are read.
     """
-    describe_network = getattr(summary_module, "describe_network", None)
-    if describe_network is None:
-        return None
-    return describe_network(settings)
+    return describe_network(settings, config_dir=config_dir)
 
 
 def layer_widths(*, train_text_encoder: bool) -> frozenset[int]:

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from gafu import __version__, recipe
@@ -20,6 +21,7 @@ from gafu.config import Config
 from gafu.errors import GafuError
 from gafu.families import ModelFamily
 from gafu.layout import CAPTION_SUFFIX, DatasetPicture
+from gafu.models.load import project_config_dir
 from gafu.plan.dataset import (
     describe_set,
     largest_bucket,
@@ -95,10 +97,16 @@ def resolve_plan(
     vram_gb: float | None = None,
     *,
     gpu: GpuInfo | None = None,
-    describe: NetworkDescriber = describe_lokr_network,
+    describe: NetworkDescriber | None = None,
     memory_model: MemoryModel | None = None,
 ) -> Plan:
-    """The plan for `project`: `vram_gb` (from --vram) over `[train] vram_gb` over `gpu` over 12 GB."""
+    """The plan for `project`: `vram_gb` (from --vram) over `[train] vram_gb` over `gpu` over 12 GB.
+
+    `describe` gives the network summary (default: built from the project's architecture).
+    """
+    if describe is None:
+        config_dir = project_config_dir(project)
+        describe = partial(describe_lokr_network, config_dir=config_dir)
     config, family, source = project.config, project.family, str(project.config_path)
     sources, notes = _Sources(config), []
     warnings = check_train(config.train, source)
@@ -220,7 +228,7 @@ def _network_plan(
     notes.append(alpha_note(settings, summary))
     sources.set("network.algo", None, "recipe P6")
     sources.set("network.settings", None, "LyCORIS arguments (P6)")
-    sources.set("network.summary", None, "gafu network builder" if summary else "not available")
+    sources.set("network.summary", None, "gafu network builder (meta device)" if summary else "not available")
     return NetworkPlan(algo=recipe.NETWORK_ALGO, settings=settings, summary=summary)
 
 

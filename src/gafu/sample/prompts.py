@@ -22,7 +22,7 @@ from gafu.fsio import read_text_utf8
 # of the most typical pictures, cut to its most common tags.
 DEFAULT_PROMPT_COUNT = 2
 PROMPT_TAGS = 20
-DISTINCT_OVERLAP = 0.5  # a second prompt shares at most half its tags with the first
+DISTINCT_OVERLAP = 0.5  # a later prompt shares less than half its tags with earlier ones
 FALLBACK_PROMPT = "1girl, solo, upper body, looking at viewer"  # a dataset without captions yet
 
 # kohya's prompt-file options (sd-scripts `line_to_prompt_dict`), plus `--ss` for the sampler.
@@ -79,7 +79,7 @@ def typical_prompts(
         if len(chosen) == count:
             break
         common = sorted(tags, key=lambda t: -counts[tag_key(t)])[:PROMPT_TAGS]
-        if all(_overlap(common, earlier) <= DISTINCT_OVERLAP for earlier in chosen):
+        if all(_overlap(common, earlier) < DISTINCT_OVERLAP for earlier in chosen):
             chosen.append(common)
     for tags in ranked:  # too few distinct captions: take the next most typical ones
         common = sorted(tags, key=lambda t: -counts[tag_key(t)])[:PROMPT_TAGS]

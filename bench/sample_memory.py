@@ -39,7 +39,9 @@ def lokr_file(base, folder: Path) -> Path:
     with torch.no_grad():
         for parameter in network.parameters():
             parameter.normal_(0, 0.3)
-    metadata = lokr_metadata(settings, get_family("illustrious"), output_name="bench", resolution=64, num_epochs=1)
+    metadata = lokr_metadata(
+        settings, get_family("illustrious"), output_name="bench", resolution=64, num_epochs=1
+    )
     return save_network(network, folder / "bench.safetensors", metadata=metadata, dtype="fp32")
 
 
@@ -56,8 +58,9 @@ def measure(label: str, rows: list[Row], renderer, prompts, folder: Path, **kwar
     growth = readings[-1] - baseline
     print(
         f"{label}: {len(rows)} rows, {len(rows) * len(prompts) * 2} pictures; memory after row 1 "
-        f"{baseline / MIB:.1f} MiB, after the last {readings[-1] / MIB:.1f} MiB, peak {max(readings) / MIB:.1f} MiB; "
-        f"growth {growth / MIB:+.2f} MiB = {growth / max(1, pictures_after_first) / 1024:+.1f} KiB per picture "
+        f"{baseline / MIB:.1f} MiB, after the last {readings[-1] / MIB:.1f} MiB, "
+        f"peak {max(readings) / MIB:.1f} MiB; growth {growth / MIB:+.2f} MiB = "
+        f"{growth / max(1, pictures_after_first) / 1024:+.1f} KiB per picture "
         f"({readings[-1] / baseline:.3f}× the baseline)"
     )
 
@@ -73,11 +76,19 @@ def main() -> None:
         path = lokr_file(base, root)
         renderer = SampleRenderer(base, NoiseSchedule(False, False, "leading"), sampler="euler_a")
         prompts = [
-            SamplePrompt(text, "lowres", 64, 64, 3, 5.0, 1234, "euler_a") for text in ("1girl, white dress", "black hair")
+            SamplePrompt(text, "lowres", 64, 64, 3, 5.0, 1234, "euler_a")
+            for text in ("1girl, white dress", "black hair")
         ]
         weights = [round(0.05 * i, 2) for i in range(args.rows)]
         network = load_network(path, base.unet, base.text_encoders)
-        measure("weights", [Row(f"w {w}", f"w{w}", w) for w in weights], renderer, prompts, root / "w", network=network)
+        measure(
+            "weights",
+            [Row(f"w {w}", f"w{w}", w) for w in weights],
+            renderer,
+            prompts,
+            root / "w",
+            network=network,
+        )
         network.restore()
         del network
 

@@ -572,8 +572,12 @@ def tiny_lokr_files(tiny_model, tmp_path_factory) -> list[Path]:
         with torch.no_grad():
             for parameter in network.parameters():
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-        metadata = lokr_metadata(settings, get_family("illustrious"), output_name="mzh", resolution=64, num_epochs=2)
-        paths.append(save_network(network, folder / f"mzh-e{seed:06d}.safetensors", metadata=metadata, dtype="fp32"))
+        metadata = lokr_metadata(
+            settings, get_family("illustrious"), output_name="mzh", resolution=64, num_epochs=2
+        )
+        paths.append(
+            save_network(network, folder / f"mzh-e{seed:06d}.safetensors", metadata=metadata, dtype="fp32")
+        )
     return paths
 
 
@@ -586,7 +590,11 @@ def sample_project(make_captioned_project, tiny_model, tiny_lokr_files) -> Proje
     from gafu.config import save_config
 
     project = make_captioned_project(
-        [["mzh_style", "1girl", "white dress"], ["mzh_style", "1girl", "white dress", "smile"], ["mzh_style", "black hair"]],
+        [
+            ["mzh_style", "1girl", "white dress"],
+            ["mzh_style", "1girl", "white dress", "smile"],
+            ["mzh_style", "black hair"],
+        ],
         [["1girl", "black dress"]],
     )
     config = project.config

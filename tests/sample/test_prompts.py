@@ -66,7 +66,12 @@ def test_plan_prompts_carry_the_plan_settings_and_drop_a_written_trigger():
     prompts = plan_prompts(sample, TRIGGER)
     assert [p.text for p in prompts] == ["1girl, smile", "landscape"]
     assert prompts[0].with_trigger(TRIGGER) == f"{TRIGGER}, 1girl, smile"
-    assert (prompts[1].seed, prompts[1].steps, prompts[1].cfg, prompts[1].scheduler) == (1234, 28, 6.0, "euler_a")
+    assert (prompts[1].seed, prompts[1].steps, prompts[1].cfg, prompts[1].scheduler) == (
+        1234,
+        28,
+        6.0,
+        "euler_a",
+    )
     empty = SamplePlan(**{**SAMPLE.__dict__, "prompts": []})
     assert [p.text for p in plan_prompts(empty, TRIGGER)] == [FALLBACK_PROMPT]
 
@@ -94,11 +99,20 @@ def test_kohya_prompt_file_options_override_the_plan(tmp_path):
     first, second = read_prompts_file(path, SAMPLE, TRIGGER)
     assert first.text == "1girl, white dress"
     assert (first.negative, first.width, first.height, first.steps, first.cfg, first.seed) == (
-        "bad hands, lowres", 832, 1216, 20, 4.5, 7
+        "bad hands, lowres",
+        832,
+        1216,
+        20,
+        4.5,
+        7,
     )
     assert first.source == "prompts.txt line 3"
     assert (second.text, second.negative, second.width, second.seed, second.scheduler) == (
-        "landscape", "lowres", 1024, 1234, "dpmpp_2m_karras"
+        "landscape",
+        "lowres",
+        1024,
+        1234,
+        "dpmpp_2m_karras",
     )
 
 

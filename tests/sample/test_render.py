@@ -57,7 +57,9 @@ def network(base, tiny_lokr_files):
 
 def test_grid_of_three_weights_and_two_prompts(renderer, network, tmp_path):
     prompts = [prompt("1girl, white dress"), prompt("black hair, smile")]
-    sheet = render_sheet(renderer, weight_rows([0, 0.5, 1]), prompts, tmp_path, trigger=TRIGGER, network=network)
+    sheet = render_sheet(
+        renderer, weight_rows([0, 0.5, 1]), prompts, tmp_path, trigger=TRIGGER, network=network
+    )
     assert [p.name for p in sheet.grids] == ["grid-p01.png", "grid-p02.png"]
     assert sheet.rendered == 3 * 2 * 2
     for index, grid in enumerate(sheet.grids, start=1):
@@ -97,7 +99,9 @@ def test_same_seed_same_pixels_other_seed_other_pixels(base, renderer):
 
 def test_v_prediction_zero_snr_renders(base):
     vpred = NoiseSchedule(v_prediction=True, zero_terminal_snr=True, timestep_spacing="trailing")
-    picture = pixels(SampleRenderer(base, vpred, sampler="euler", guidance_rescale=0.7).render(prompt(), "1girl"))
+    picture = pixels(
+        SampleRenderer(base, vpred, sampler="euler", guidance_rescale=0.7).render(prompt(), "1girl")
+    )
     assert picture.shape == (64, 64, 3) and picture.std() > 0
 
 
@@ -105,7 +109,9 @@ def test_pictures_on_disk_with_the_same_settings_are_kept(renderer, network, tmp
     rows, prompts = weight_rows([0, 1]), [prompt()]
     first = render_sheet(renderer, rows, prompts, tmp_path, trigger=TRIGGER, network=network, identity="m")
     again = render_sheet(renderer, rows, prompts, tmp_path, trigger=TRIGGER, network=network, identity="m")
-    other = render_sheet(renderer, rows, [prompt(seed=8)], tmp_path, trigger=TRIGGER, network=network, identity="m")
+    other = render_sheet(
+        renderer, rows, [prompt(seed=8)], tmp_path, trigger=TRIGGER, network=network, identity="m"
+    )
     assert (first.rendered, again.rendered, again.reused, other.rendered) == (4, 0, 4, 4)
 
 
@@ -124,7 +130,10 @@ def model_state(base) -> dict:
                 sorted(module._modules),
             )
         for name, parameter in part.named_parameters():
-            state[f"{part_name}.{name}#param"] = (parameter.data_ptr(), float(parameter.detach().double().sum()))
+            state[f"{part_name}.{name}#param"] = (
+                parameter.data_ptr(),
+                float(parameter.detach().double().sum()),
+            )
     return state
 
 
@@ -132,7 +141,9 @@ def test_many_weight_and_file_switches_leave_the_model_as_it_was(base, renderer,
     from gafu.network.files import load_network
 
     before = model_state(base)
-    modules_before = sum(1 for part in (base.unet, base.text_encoder, base.text_encoder_2) for _ in part.modules())
+    modules_before = sum(
+        1 for part in (base.unet, base.text_encoder, base.text_encoder_2) for _ in part.modules()
+    )
     alive = []
     for round_ in range(6):
         network = load_network(tiny_lokr_files[round_ % 2], base.unet, base.text_encoders)
@@ -155,5 +166,9 @@ def test_many_weight_and_file_switches_leave_the_model_as_it_was(base, renderer,
     render_sheet(renderer, rows, [prompt()], tmp_path, trigger=TRIGGER, load=load)
     gc.collect()
     assert before == model_state(base)
-    assert modules_before == sum(1 for part in (base.unet, base.text_encoder, base.text_encoder_2) for _ in part.modules())
-    assert len(loaded) == 2 and all(ref() is None for ref in alive + loaded)  # no network (or weight copy) kept
+    assert modules_before == sum(
+        1 for part in (base.unet, base.text_encoder, base.text_encoder_2) for _ in part.modules()
+    )
+    assert len(loaded) == 2 and all(
+        ref() is None for ref in alive + loaded
+    )  # no network (or weight copy) kept

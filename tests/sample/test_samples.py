@@ -51,7 +51,9 @@ def test_epochs_mode_rows_are_epochs_at_one_weight_and_reruns_keep_pictures(samp
     assert read_grid(first.grids[0])["row_labels"] == ["epoch 1 (w 0.8)", "epoch 2 (w 0.8)"]
     again = render_samples(sample_project, request, device="cpu")
     assert (first.rendered, again.rendered, again.reused) == (8, 0, 8)
-    reseeded = render_samples(sample_project, SampleRequest(epochs=[1, 2], weights=[0.8], seed=99), device="cpu")
+    reseeded = render_samples(
+        sample_project, SampleRequest(epochs=[1, 2], weights=[0.8], seed=99), device="cpu"
+    )
     assert reseeded.rendered == 8
 
 
@@ -59,14 +61,23 @@ def test_plan_of_the_run_decides_the_sampler(sample_project):
     from gafu.plan import resolve_plan, save_plan
 
     plan = resolve_plan(sample_project, 12.0)
-    run_plan = plan.__class__(**{**plan.__dict__, "sample": plan.sample.__class__(
-        **{**plan.sample.__dict__, "prompts": ["black hair"], "seed": 5, "weights": [1.0]}
-    )})
+    run_plan = plan.__class__(
+        **{
+            **plan.__dict__,
+            "sample": plan.sample.__class__(
+                **{**plan.sample.__dict__, "prompts": ["black hair"], "seed": 5, "weights": [1.0]}
+            ),
+        }
+    )
     save_plan(run_plan, sample_project.plan_path)
-    result = render_samples(sample_project, SampleRequest(lokr_files=[sample_project.output_dir / "mzh-e000001.safetensors"]))
+    result = render_samples(
+        sample_project, SampleRequest(lokr_files=[sample_project.output_dir / "mzh-e000001.safetensors"])
+    )
     assert result.plan_source == str(sample_project.plan_path)
     info = read_grid(result.grids[0])
-    assert info["title"] == "black hair" and "seed 5" in info["subtitle"] and info["row_labels"] == ["weight 1"]
+    assert (
+        info["title"] == "black hair" and "seed 5" in info["subtitle"] and info["row_labels"] == ["weight 1"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,7 +85,10 @@ def test_plan_of_the_run_decides_the_sampler(sample_project):
     [
         (SampleRequest(epochs=[7]), r"no LoKr for epoch 7: .* does not exist"),
         (SampleRequest(epochs=[1], weights=[0.5, 1.0]), "--epochs compares epochs at one weight"),
-        (SampleRequest(lokr_files=[Path("missing.safetensors")]), "LoKr file missing.safetensors does not exist"),
+        (
+            SampleRequest(lokr_files=[Path("missing.safetensors")]),
+            "LoKr file missing.safetensors does not exist",
+        ),
     ],
 )
 def test_bad_requests_are_clear_errors(sample_project, request_, message):
@@ -85,5 +99,5 @@ def test_bad_requests_are_clear_errors(sample_project, request_, message):
 def test_no_lokr_files_yet(sample_project):
     for path in sample_project.output_dir.glob("*.safetensors"):
         path.unlink()
-    with pytest.raises(GafuError, match="no LoKr files in .*output"):
+    with pytest.raises(GafuError, match=r"no LoKr files in .*output"):
         render_samples(sample_project, SampleRequest(), device="cpu")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from gafu.errors import GafuError
-from gafu.models.load import _scheduler_config
+from gafu.fsio import read_json
 from gafu.models.configs import sdxl_config_dir
 from gafu.sample.schedulers import SAMPLERS, NoiseSchedule, build_scheduler
 
-SDXL_SCHEDULE = _scheduler_config(sdxl_config_dir())
+SDXL_SCHEDULE = read_json(sdxl_config_dir() / "scheduler" / "scheduler_config.json")
 EPS = NoiseSchedule(v_prediction=False, zero_terminal_snr=False, timestep_spacing="leading")
 
 
@@ -59,7 +59,9 @@ def test_every_named_sampler_builds_and_steps(name):
 def test_sampler_settings_and_class_names():
     karras = build_scheduler("dpmpp_2m_karras", SDXL_SCHEDULE, EPS)
     assert karras.config.use_karras_sigmas is True and karras.config.algorithm_type == "dpmsolver++"
-    assert type(build_scheduler("k_euler_a", SDXL_SCHEDULE, EPS)).__name__ == "EulerAncestralDiscreteScheduler"
+    assert (
+        type(build_scheduler("k_euler_a", SDXL_SCHEDULE, EPS)).__name__ == "EulerAncestralDiscreteScheduler"
+    )
     assert type(build_scheduler("TCDScheduler", SDXL_SCHEDULE, EPS)).__name__ == "TCDScheduler"
 
 
@@ -67,5 +69,7 @@ def test_unknown_samplers_and_samplers_without_zero_snr_are_refused():
     with pytest.raises(GafuError, match="unknown sampler 'nope'"):
         build_scheduler("nope", SDXL_SCHEDULE, EPS)
     zero_snr = NoiseSchedule(v_prediction=True, zero_terminal_snr=True, timestep_spacing="trailing")
-    with pytest.raises(GafuError, match=r"'heun' cannot sample a zero-terminal-SNR model .*use one of .*euler_a"):
+    with pytest.raises(
+        GafuError, match=r"'heun' cannot sample a zero-terminal-SNR model .*use one of .*euler_a"
+    ):
         build_scheduler("heun", SDXL_SCHEDULE, zero_snr)

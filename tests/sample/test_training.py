@@ -23,8 +23,14 @@ def test_training_samples_leave_model_network_and_rng_as_found(sample_project, t
     base.text_encoder.requires_grad_(False)
     base.text_encoder_2.requires_grad_(False)
     base.vae.requires_grad_(False)
-    modes = {id(m): m.training for part in (base.unet, base.text_encoder, base.vae, network) for m in part.modules()}
-    grad_flags = [p.requires_grad for p in network.parameters()] + [p.requires_grad for p in base.unet.parameters()]
+    modes = {
+        id(m): m.training
+        for part in (base.unet, base.text_encoder, base.vae, network)
+        for m in part.modules()
+    }
+    grad_flags = [p.requires_grad for p in network.parameters()] + [
+        p.requires_grad for p in base.unet.parameters()
+    ]
     torch.manual_seed(5)
     rng = torch.random.get_rng_state()
 
@@ -36,7 +42,9 @@ def test_training_samples_leave_model_network_and_rng_as_found(sample_project, t
     assert (out / "index.html").is_file()
     assert network.applied and network.multiplier == 0.7
     assert modes == {
-        id(m): m.training for part in (base.unet, base.text_encoder, base.vae, network) for m in part.modules()
+        id(m): m.training
+        for part in (base.unet, base.text_encoder, base.vae, network)
+        for m in part.modules()
     }
     assert grad_flags == [p.requires_grad for p in network.parameters()] + [
         p.requires_grad for p in base.unet.parameters()

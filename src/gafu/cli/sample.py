@@ -24,15 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lokr", type=Path, nargs="+", metavar="FILE", help="LoKr files (default: the latest in output/)"
     )
     which.add_argument(
-        "--epochs", type=_numbers(int), metavar="E1,E2,…", help="compare saved epochs: a row per epoch, one weight"
+        "--epochs",
+        type=_numbers(int),
+        metavar="E1,E2,…",
+        help="compare saved epochs: a row per epoch, one weight",
     )
     parser.add_argument(
-        "--weights", type=_numbers(float), metavar="W1,W2,…", help="LoKr weights (default: the plan's; epochs: 1.0)"
+        "--weights",
+        type=_numbers(float),
+        metavar="W1,W2,…",
+        help="LoKr weights (default: the plan's; epochs: 1.0)",
     )
     parser.add_argument(
-        "--prompts", type=Path, metavar="FILE", help="kohya-style prompts file: `prompt --n neg --w --h --s --l --d`"
+        "--prompts",
+        type=Path,
+        metavar="FILE",
+        help="kohya-style prompts file: `prompt --n neg --w --h --s --l --d`",
     )
-    parser.add_argument("--seed", type=int, help="seed for prompts without their own --d (default: the plan's)")
+    parser.add_argument(
+        "--seed", type=int, help="seed for prompts without their own --d (default: the plan's)"
+    )
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--force", action="store_true", help="render every picture again")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -59,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(unit="picture", file=sys.stderr, dynamic_ncols=True)
     try:
-        result = render_samples(project, request, device=args.device, on_picture=(lambda *_: bar.update()) if bar else None)
+        result = render_samples(
+            project, request, device=args.device, on_picture=(lambda *_: bar.update()) if bar else None
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -67,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
     else:
-        print(f"{result.rendered} pictures rendered, {result.reused} kept from before (plan: {result.plan_source})")
+        print(
+            f"{result.rendered} pictures rendered, {result.reused} kept from before "
+            f"(plan: {result.plan_source})"
+        )
         for grid in result.grids:
             print(f"  {grid}")
         print(f"open {result.index} to see every grid")

@@ -159,7 +159,10 @@ def _drop_own_forward(layer: nn.Module) -> None:
     not exactly as it was before the network came.
     """
     forward = layer.__dict__.get("forward")
-    if getattr(forward, "__self__", None) is layer and getattr(forward, "__func__", None) is type(layer).forward:
+    if (
+        getattr(forward, "__self__", None) is layer
+        and getattr(forward, "__func__", None) is type(layer).forward
+    ):
         del layer.__dict__["forward"]
 
 

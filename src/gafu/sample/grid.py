@@ -82,7 +82,10 @@ def save_grid(spec: GridSpec, folder: Path, name: str) -> Path:
         draw.text((pad, header_h + r * cell_h + pad), label, fill=INK, font=font)
         for c in range(columns):
             with Image.open(folder / spec.cells[r][c]) as picture:
-                canvas.paste(picture.convert("RGB").resize((cell_w, cell_h)), (label_w + c * cell_w, header_h + r * cell_h))
+                canvas.paste(
+                    picture.convert("RGB").resize((cell_w, cell_h)),
+                    (label_w + c * cell_w, header_h + r * cell_h),
+                )
     info = PngInfo()
     info.add_itxt(GRID_KEY, json.dumps({**asdict(spec), "cell": [cell_w, cell_h]}, ensure_ascii=False))
     path = folder / f"{GRID_PREFIX}{name}.png"
@@ -143,7 +146,9 @@ def write_index(folder: Path, title: str = "gafu samples") -> Path:
     sections: dict[str, list[tuple[Path, dict]]] = {}
     for path in sorted(folder.rglob(f"{GRID_PREFIX}*.png")):
         try:
-            sections.setdefault(path.parent.relative_to(folder).as_posix(), []).append((path, read_grid(path)))
+            sections.setdefault(path.parent.relative_to(folder).as_posix(), []).append(
+                (path, read_grid(path))
+            )
         except (GafuError, ValueError):
             continue  # not one of gafu's grids
     parts = [

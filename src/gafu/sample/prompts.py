@@ -99,7 +99,9 @@ def dataset_prompts(project, count: int = DEFAULT_PROMPT_COUNT) -> list[str]:
 
     captions = [c.tags for c in load_captions(project, ("target",)) if c.has_caption]
     config = project.config
-    return typical_prompts(captions, trigger=config.project.trigger, unwanted=config.check.unwanted, count=count)
+    return typical_prompts(
+        captions, trigger=config.project.trigger, unwanted=config.check.unwanted, count=count
+    )
 
 
 # --- from the plan and from a prompts file ---------------------------------------------------------
@@ -119,15 +121,21 @@ def read_prompts_file(path: Path, sample, trigger: str) -> list[SamplePrompt]:
     """
     path = Path(path)
     if not path.is_file():
-        raise GafuError(f"prompts file {path} does not exist", path=path, hint="give a text file, one prompt a line")
+        raise GafuError(
+            f"prompts file {path} does not exist", path=path, hint="give a text file, one prompt a line"
+        )
     prompts = []
     text = read_text_utf8(path, what="prompts file")
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if line and not line.startswith("#"):
-            prompts.append(parse_prompt_line(line, _plan_defaults(sample, f"{path.name} line {number}"), trigger))
+            prompts.append(
+                parse_prompt_line(line, _plan_defaults(sample, f"{path.name} line {number}"), trigger)
+            )
     if not prompts:
-        raise GafuError(f"{path} holds no prompts", path=path, hint="write one prompt a line (# starts a comment)")
+        raise GafuError(
+            f"{path} holds no prompts", path=path, hint="write one prompt a line (# starts a comment)"
+        )
     return prompts
 
 

@@ -73,7 +73,10 @@ class SampleRenderer:
         vae = self.base.vae
         config = vae.config
         latents = latents.to(vae.dtype)
-        if getattr(config, "latents_mean", None) is not None and getattr(config, "latents_std", None) is not None:
+        if (
+            getattr(config, "latents_mean", None) is not None
+            and getattr(config, "latents_std", None) is not None
+        ):
             mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1).to(latents)
             std = torch.tensor(config.latents_std).view(1, -1, 1, 1).to(latents)
             latents = latents * std / config.scaling_factor + mean

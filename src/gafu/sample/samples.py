@@ -165,7 +165,9 @@ def epoch_file(project: Project, plan, epoch: int) -> Path:
     if not path.is_file():
         saved = sorted(epoch_files(project, plan))
         listing = ", ".join(str(e) for e in saved) or "none"
-        raise GafuError(f"no LoKr for epoch {epoch}: {path} does not exist", path=path, hint=f"saved epochs: {listing}")
+        raise GafuError(
+            f"no LoKr for epoch {epoch}: {path} does not exist", path=path, hint=f"saved epochs: {listing}"
+        )
     return path
 
 
@@ -203,7 +205,8 @@ def _epoch_weight(weights: Sequence[float] | None) -> float:
         return EPOCH_WEIGHT
     if len(weights) != 1:
         raise GafuError(
-            "--epochs compares epochs at one weight", hint="give one --weights value (default 1.0), e.g. --weights 0.8"
+            "--epochs compares epochs at one weight",
+            hint="give one --weights value (default 1.0), e.g. --weights 0.8",
         )
     return float(weights[0])
 
@@ -215,7 +218,7 @@ def _existing(path: Path) -> Path:
 
 
 def _file_id(path: Path) -> str:
-    """A LoKr file's identity: where it is, its size and modification time (hashing 200 MB per run is not needed)."""
+    """A LoKr file's identity: its path, size and modification time (cheaper than hashing 200 MB)."""
     stat = path.stat()
     return f"{path.resolve().as_posix()}:{stat.st_size}:{stat.st_mtime_ns}"
 

@@ -29,7 +29,9 @@ SAMPLERS: dict[str, SamplerChoice] = {
     "euler_a": SamplerChoice("EulerAncestralDiscreteScheduler"),
     "euler": SamplerChoice("EulerDiscreteScheduler"),
     "euler_karras": SamplerChoice("EulerDiscreteScheduler", {"use_karras_sigmas": True}),
-    "dpmpp_2m": SamplerChoice("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m": SamplerChoice(
+        "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}
+    ),
     "dpmpp_2m_karras": SamplerChoice(
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
@@ -69,7 +71,7 @@ class NoiseSchedule:
 
     @classmethod
     def of_plan(cls, plan) -> NoiseSchedule:
-        """The plan's values: the model's prediction type, the run's zero terminal SNR, the preset's spacing."""
+        """The plan's: the model's prediction type, the run's zero terminal SNR, the preset's spacing."""
         return cls(
             v_prediction=plan.model.prediction_type == "v_prediction",
             zero_terminal_snr=plan.loss.zero_terminal_snr,
@@ -120,4 +122,7 @@ def build_scheduler(name: str, model_config: dict[str, Any], schedule: NoiseSche
 def _accepts_zero_snr(choice: SamplerChoice) -> bool:
     import diffusers
 
-    return "rescale_betas_zero_snr" in inspect.signature(getattr(diffusers, choice.class_name).__init__).parameters
+    return (
+        "rescale_betas_zero_snr"
+        in inspect.signature(getattr(diffusers, choice.class_name).__init__).parameters
+    )

@@ -102,7 +102,8 @@ def render_sheet(
             row_labels=[row.label for row in rows],
             column_labels=[label for label, _ in COLUMNS],
             cells=[
-                [_picture_name(prompt_index, row, with_trigger) for _, with_trigger in COLUMNS] for row in rows
+                [_picture_name(prompt_index, row, with_trigger) for _, with_trigger in COLUMNS]
+                for row in rows
             ],
         )
         result.grids.append(save_grid(spec, folder, f"p{prompt_index:02d}"))
@@ -140,7 +141,9 @@ def _picture(folder, index, prompt, row, with_trigger, trigger, identity) -> _Pi
     text = prompt.with_trigger(trigger) if with_trigger else prompt.text
     settings = {k: v for k, v in asdict(prompt).items() if k != "source"}
     key = {"of": identity, "lokr": row.lokr_id, "weight": row.weight, "prompt": text, **settings}
-    return _Picture(prompt, text, folder / _picture_name(index, row, with_trigger), json.dumps(key, sort_keys=True))
+    return _Picture(
+        prompt, text, folder / _picture_name(index, row, with_trigger), json.dumps(key, sort_keys=True)
+    )
 
 
 def _is_current(picture: _Picture) -> bool:
@@ -158,6 +161,7 @@ def _parameters(prompt: SamplePrompt, text: str, row: Row) -> str:
     """The picture's settings as AUTOMATIC1111/Forge write them (their PNG Info tab reads this)."""
     return (
         f"{text}\nNegative prompt: {prompt.negative}\n"
-        f"Steps: {prompt.steps}, Sampler: {prompt.scheduler}, CFG scale: {prompt.cfg:g}, Seed: {prompt.seed}, "
+        f"Steps: {prompt.steps}, Sampler: {prompt.scheduler}, CFG scale: {prompt.cfg:g}, "
+        f"Seed: {prompt.seed}, "
         f"Size: {prompt.width}x{prompt.height}, LoKr weight: {row.weight:g}, Row: {row.label}"
     )

@@ -29,15 +29,15 @@ def pyramid_noise(
 ) -> torch.Tensor:
     """Multi-resolution (pyramid) noise (P8), as sd-scripts' `pyramid_noise_like`.
 
-    White noise plus `iterations` coarser layers, each downscaled by a random factor in [2, 4)
-    per level and weighted by `discount ** level`, upsampled bilinearly and added; the sum is
-    rescaled to unit standard deviation. The low-frequency layers let the model change overall
+    White noise plus `iterations` layers (level i drawn at 1/r^i of the size, r random in [2, 4),
+    weighted by `discount ** i`, upsampled bilinearly; level 0 is full size), summed and rescaled
+    to unit standard deviation. The low-frequency layers let the model change overall
     brightness and colour, which plain noise barely reaches.
     """
     batch, channels, height, width = shape
     noise = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
     upsample = torch.nn.Upsample(size=(height, width), mode="bilinear")
-    for level in range(1, iterations + 1):
+    for level in range(iterations):
         factor = 2 + 2 * torch.rand((), generator=generator, device=device).item()
         coarse_h, coarse_w = max(1, int(height / factor**level)), max(1, int(width / factor**level))
         coarse = torch.randn((batch, channels, coarse_h, coarse_w), generator=generator, device=device)

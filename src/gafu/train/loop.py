@@ -66,12 +66,13 @@ def run_loop(run: TrainingRun, start_step: int) -> tuple[str, int]:
             loss_sum, stop = _agree(run, loss_sum, nonfinite, hooks.stop_requested())
             if not math.isfinite(loss_sum):
                 raise Diverged(step + 1, epoch)
+            rates = {group.get("name"): group["lr"] for group in run.optimizer.param_groups}  # this step's
             optimizer_step(run)
             step += 1
             # --- log
             samples = sum(len(batch) for batch in micro_batches)
             throughput.add(time.perf_counter() - started, samples)
-            hooks.report_step(step, epoch, loss_sum / samples, throughput)
+            hooks.report_step(step, epoch, loss_sum / samples, rates, throughput)
             # --- stop (Ctrl-C, SIGTERM, output/STOP): the step is finished, so its state is whole
             if stop:
                 return "stopped", step

@@ -229,9 +229,8 @@ class RunHooks:
         """True once Ctrl-C, SIGTERM or output/STOP asked this process to stop."""
         return self.stop.requested
 
-    def report_step(self, step: int, epoch: int, loss: float, throughput: Throughput) -> None:
-        """The `step` event: loss, learning rates, speed, time left."""
-        lrs = {g.get("name"): g["lr"] for g in self.run.optimizer.param_groups}
+    def report_step(self, step: int, epoch: int, loss: float, lrs: dict, throughput: Throughput) -> None:
+        """The `step` event: loss, the step's learning rates, speed, time left."""
         self.report(
             "step",
             step=step,

@@ -73,11 +73,19 @@ def attach_network(base: BaseModel, plan: Plan, device: torch.device) -> LokrNet
         base.unet.enable_gradient_checkpointing()
         if text_encoders is not None:
             for encoder in text_encoders:
-                encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                _checkpoint_text_encoder(encoder)
     base.unet.train()
     for encoder in base.text_encoders:
         encoder.train(text_encoders is not None)
     return network
+
+
+def _checkpoint_text_encoder(encoder) -> None:
+    # transformers 5 renamed gradient checkpointing to activation checkpointing.
+    if hasattr(encoder, "activation_checkpointing_enable"):
+        encoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def make_optimizer(network: LokrNetwork, plan: Plan, device: torch.device) -> torch.optim.Optimizer:

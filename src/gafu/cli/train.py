@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     result = train(
         project, plan=plan, resume=args.resume, restart=args.restart, progress_bar=sys.stderr.isatty()
     )
+    if not result.main_process:
+        return 0  # the main process reports for all
     for note in result.notes:
         print(f"gafu: note: {note}", file=sys.stderr)
     if args.json:
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                 "outcome": result.outcome,
                 "step": result.step,
                 "total_steps": result.total_steps,
+                "processes": result.processes,
                 "lokr": str(result.lokr),
                 "state": str(result.state) if result.state else None,
                 "saved": [str(p) for p in result.saved],

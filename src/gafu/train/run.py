@@ -51,6 +51,8 @@ class TrainResult:
     state: Path | None  # the last resumable state written
     saved: list[Path] = field(default_factory=list)  # every LoKr file written by this run
     notes: list[str] = field(default_factory=list)
+    processes: int = 1  # processes that trained (accelerate launch: one per GPU)
+    main_process: bool = True  # False in the other processes of a multi-process run
 
 
 def train(
@@ -173,7 +175,17 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
     )
     report("done" if outcome == "done" else "stopped", message=message, path=hooks.relative(lokr))
     saved = list(hooks.writer.saved) if main else []
-    return TrainResult(outcome, step, plan.batch.total_steps, lokr, state, saved, notes + sorted(set(hooks.notes)))
+    return TrainResult(
+        outcome,
+        step,
+        plan.batch.total_steps,
+        lokr,
+        state,
+        saved,
+        notes + sorted(set(hooks.notes)),
+        processes=accelerator.num_processes,
+        main_process=main,
+    )
 
 
 def _caption_notes(base, pictures: list[data.TrainPicture]) -> list[str]:

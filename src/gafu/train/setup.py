@@ -22,7 +22,9 @@ def make_accelerator(plan: Plan):
     """accelerate's Accelerator for the plan's mixed precision (one process, or one per GPU when launched)."""
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=plan.run.mixed_precision)
+    # Without a GPU, say so: accelerate then runs several launched processes over gloo on the CPU.
+    no_gpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    return Accelerator(mixed_precision=plan.run.mixed_precision, cpu=no_gpu)
 
 
 def load_models(project: Project, plan: Plan, device: torch.device) -> BaseModel:

@@ -548,7 +548,8 @@ def lycoris_network():
 
 
 # --- training (gafu train) ---------------------------------------------------------------------
-# A project on the tiny model: 64 px pictures (never upscaled), a few epochs, fp32 on the CPU, LoKr files in fp32
+# A project on the tiny model: 64 px pictures (never upscaled), a few epochs, fp32 on the CPU,
+# LoKr files in fp32
 # (so resumed and uninterrupted runs compare exactly).
 TRAIN_DEFAULTS = {
     "resolution": 512,  # the smallest the plan accepts; 64 px pictures train at their own size
@@ -580,7 +581,9 @@ def train_project(make_project, tiny_model) -> Callable[..., Project]:
     """Factory: a prepared, captioned project on the tiny model, ready for `gafu train`."""
 
     def make(n_target: int = 4, n_reg: int = 4, *, family: str = "sdxl", **train: object) -> Project:
-        project = make_project(n_target=1, n_reg=1 if n_reg else 0, family=family, model=str(tiny_model.diffusers_dir))
+        project = make_project(
+            n_target=1, n_reg=1 if n_reg else 0, family=family, model=str(tiny_model.diffusers_dir)
+        )
         trigger = project.config.project.trigger
         extra = ["smile", "white dress", "black hair", "outdoors", "sky"]
         target = [[trigger, "1girl", "solo", extra[i % 5], extra[(i + 2) % 5]] for i in range(n_target)]

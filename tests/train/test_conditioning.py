@@ -10,7 +10,9 @@ def test_both_encoders_penultimate_states_are_concatenated_and_pooled_is_the_sec
     with torch.no_grad():
         text = encode_text(tiny_base.text_encoders, tiny_base.tokenizers, captions, torch.device("cpu"))
         first = tiny_base.text_encoder(token_ids(tiny_base.tokenizer, captions), output_hidden_states=True)
-        second = tiny_base.text_encoder_2(token_ids(tiny_base.tokenizer_2, captions), output_hidden_states=True)
+        second = tiny_base.text_encoder_2(
+            token_ids(tiny_base.tokenizer_2, captions), output_hidden_states=True
+        )
     widths = tiny_base.text_encoder.config.hidden_size + tiny_base.text_encoder_2.config.hidden_size
     assert text.hidden_states.shape == (2, 77, widths)
     assert widths == tiny_base.unet.config.cross_attention_dim

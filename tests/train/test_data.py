@@ -90,7 +90,7 @@ def test_the_same_epoch_is_built_the_same_way_and_epochs_differ(train_project):
 
 def test_reg_samples_carry_the_prior_loss_weight_and_cycle(train_project):
     project = train_project(6, 2)
-    plan, pictures, batches = _epoch(project)
+    plan, _, batches = _epoch(project)
     reg = Counter(s.picture.picture.path.name for b in batches for s in b if s.picture.is_reg)
     assert sum(reg.values()) == 12 and set(reg.values()) == {6}  # 2 pictures cycled to 12 samples
     assert {s.picture.loss_weight for b in batches for s in b} == {plan.dataset.prior_loss_weight}

@@ -51,5 +51,5 @@ def test_pictures_off_the_step_are_scaled_to_cover_and_centre_cropped(train_proj
     assert picture.bucket == (64, 64)
     pixels, (top, left) = resize_and_crop(picture)
     assert pixels.shape == (3, 64, 64)
-    assert -1.0 <= pixels.min() and pixels.max() <= 1.0
+    assert pixels.min() >= -1.0 and pixels.max() <= 1.0
     assert top == 0 and left == (91 - 64) // 2  # scaled by 64/70 to 91x64, centre crop

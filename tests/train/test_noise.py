@@ -8,7 +8,12 @@ import torch
 from gafu.plan.model import LossPlan
 from gafu.train.noise import loss_weights, noise_scheduler, pyramid_noise, signal_to_noise, training_target
 
-SDXL_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+SDXL_SCHEDULE = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+}
 EPS = LossPlan(False, False, False, 6, 0.3, 0.0, 0.0)
 VPRED = LossPlan(True, True, True, 6, 0.3, 0.0, 0.0)
 
@@ -37,8 +42,12 @@ def test_multires_noise_is_unit_variance_zero_mean_and_spatially_correlated():
 def test_multires_noise_is_reproducible_from_the_generator():
     def draw():
         return pyramid_noise(
-            torch.Size((2, 4, 16, 16)), torch.Generator().manual_seed(3), iterations=4, discount=0.3,
-            device="cpu", dtype=torch.float32,
+            torch.Size((2, 4, 16, 16)),
+            torch.Generator().manual_seed(3),
+            iterations=4,
+            discount=0.3,
+            device="cpu",
+            dtype=torch.float32,
         )
 
     assert torch.equal(draw(), draw())

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the last saved state of output/")
     start.add_argument(
-        "--restart", action="store_true", help="start over although output/ holds a run (its states are removed)"
+        "--restart",
+        action="store_true",
+        help="start over although output/ holds a run (its states are removed)",
     )
     parser.add_argument("--vram", type=float, metavar="GB", help="GPU memory to plan for (default: detected)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

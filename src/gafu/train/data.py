@@ -51,7 +51,7 @@ Batch = list[Sample]  # one micro-batch: samples of one bucket
 
 
 def load_pictures(project: Project, plan: Plan) -> list[TrainPicture]:
-    """The plan's pictures with their buckets and captions; a dataset that no longer matches the plan is an error."""
+    """The plan's pictures with their buckets and captions; a dataset unlike the plan's is an error."""
     pictures = []
     for set_plan in filter(None, (plan.dataset.target, plan.dataset.reg)):
         found = project.pictures(set_plan.name)
@@ -83,7 +83,8 @@ def _check_against_plan(set_plan: SetPlan, pictures: list[TrainPicture], project
         folder = project.set_dir(set_plan.name)
         raise GafuError(
             f"the {set_plan.name} set in {folder} changed since the plan was made "
-            f"({len(pictures)} pictures in buckets {buckets}, the plan has {set_plan.pictures} in {set_plan.buckets})",
+            f"({len(pictures)} pictures in buckets {buckets}, "
+            f"the plan has {set_plan.pictures} in {set_plan.buckets})",
             path=folder,
             hint="start a new run with `gafu train --restart` (a resumed run must keep its dataset)",
         )
@@ -144,11 +145,16 @@ def optimizer_steps(batches: list[Batch], accumulation: int) -> list[list[Batch]
 def check_counts(plan: Plan, pictures: list[TrainPicture]) -> None:
     """Raise if the epoch this trainer builds does not have the plan's batches and steps (P2, P3)."""
     batches = sum(
-        math.ceil(len(members) / plan.batch.batch_size) for members in samples_per_bucket(plan, pictures).values()
+        math.ceil(len(members) / plan.batch.batch_size)
+        for members in samples_per_bucket(plan, pictures).values()
     )
     counted = micro_batches(plan.dataset.target, plan.dataset.reg, plan.batch.batch_size)
     steps = math.ceil(batches / plan.batch.gradient_accumulation)
-    if batches != plan.batch.micro_batches_per_epoch or counted != batches or steps != plan.batch.steps_per_epoch:
+    if (
+        batches != plan.batch.micro_batches_per_epoch
+        or counted != batches
+        or steps != plan.batch.steps_per_epoch
+    ):
         raise GafuError(
             f"an epoch has {batches} batches in {steps} steps but the plan says "
             f"{plan.batch.micro_batches_per_epoch} in {plan.batch.steps_per_epoch}",

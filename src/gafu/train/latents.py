@@ -121,7 +121,9 @@ def _encode(missing, vae, device, result, on_progress) -> None:
                     tensors = {"latent": latent.contiguous(), "crop_top_left": torch.tensor(crop)}
                     with atomic_path(path) as tmp:
                         save_file(tensors, str(tmp))
-                    result[picture.picture.path] = _entry(picture, tensors["latent"], tensors["crop_top_left"])
+                    result[picture.picture.path] = _entry(
+                        picture, tensors["latent"], tensors["crop_top_left"]
+                    )
                 done += len(chunk)
                 if on_progress is not None:
                     on_progress(done, len(missing))

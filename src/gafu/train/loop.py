@@ -115,12 +115,17 @@ def micro_batch_losses(run: TrainingRun, batch: Batch, generator: torch.Generato
         added = {
             "text_embeds": text.pooled,
             "time_ids": time_ids(
-                [e.original_size for e in entries], [e.crop_top_left for e in entries], (height, width), device
+                [e.original_size for e in entries],
+                [e.crop_top_left for e in entries],
+                (height, width),
+                device,
             ),
         }
         prediction = base.unet(noisy, timesteps, text.hidden_states, added_cond_kwargs=added).sample
     target = training_target(run.noise_scheduler, latents, noise, timesteps)
-    losses = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    losses = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="none").mean(
+        dim=(1, 2, 3)
+    )
     prior = torch.tensor([s.picture.loss_weight for s in batch], device=device)
     return losses * loss_weights(run.noise_scheduler, timesteps, plan.loss) * prior
 
@@ -173,5 +178,5 @@ def diverged_error(error: Diverged, plan: Plan, last_saved: str | None) -> GafuE
     return GafuError(
         f"the loss became NaN/inf at step {error.step} (epoch {error.epoch}); likely cause: "
         f"{' or '.join(causes)}; {kept}",
-        hint="lower [train] unet_lr and start over with `gafu train --restart`, or resume from the last state",
+        hint="lower [train] unet_lr and start over with `gafu train --restart`",
     )

@@ -153,7 +153,9 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
     # --- resume: weights, optimizer, scheduler, step and RNG from the last state
     start = _resume(run, paths) if resume else 0
     if start >= plan.batch.total_steps:
-        raise GafuError(f"the run in {paths.output} is already finished ({start} steps)", hint="see its LoKr files")
+        raise GafuError(
+            f"the run in {paths.output} is already finished ({start} steps)", hint="see its LoKr files"
+        )
     report(
         "start",
         pid=os.getpid(),
@@ -192,7 +194,9 @@ def _caption_notes(base, pictures: list[data.TrainPicture]) -> list[str]:
     long = sum(too_long(base.tokenizers, ", ".join(p.tags)) for p in pictures)
     if not long:
         return []
-    return [f"{long} captions are longer than CLIP's 75 tokens: their last tags are cut off, as sd-scripts does"]
+    return [
+        f"{long} captions are longer than CLIP's 75 tokens: their last tags are cut off, as sd-scripts does"
+    ]
 
 
 def _resume(run: TrainingRun, paths: RunPaths) -> int:

@@ -101,7 +101,9 @@ def make_optimizer(network: LokrNetwork, plan: Plan, device: torch.device) -> to
 def _adamw_8bit(groups, device: torch.device) -> torch.optim.Optimizer:
     hint = 'set [train] optimizer = "adamw" in gafu.toml (it needs more memory)'
     if device.type != "cuda":
-        raise GafuError(f"8-bit AdamW needs a CUDA GPU (bitsandbytes); this run is on {device.type}", hint=hint)
+        raise GafuError(
+            f"8-bit AdamW needs a CUDA GPU (bitsandbytes); this run is on {device.type}", hint=hint
+        )
     try:
         import bitsandbytes
     except ImportError as exc:

@@ -110,7 +110,7 @@ def train_lock(output_dir: Path) -> Iterator[Path]:
                 raise GafuError(
                     f"another `gafu train` (process {holder}) is training this project: {path}",
                     path=path,
-                    hint="wait for it, stop it (create output/STOP), or delete the lock if that process is gone",
+                    hint="wait for it, or stop it by creating output/STOP",
                 ) from None
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # stale: its process is gone

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from gafu.errors import GafuError
-from gafu.models.load import BaseModel, load_base_model
+from gafu.models.load import BaseModel, load_project_model
 from gafu.network.fast_lokr import lokr_module_class
 from gafu.network.lokr import LokrNetwork, build_network
 from gafu.plan.model import Plan
@@ -29,22 +29,12 @@ def make_accelerator(plan: Plan):
 
 def load_models(project: Project, plan: Plan, device: torch.device) -> BaseModel:
     """The plan's base model: frozen U-Net and text encoders in the training dtype, VAE in fp32."""
-    model = plan.model
-    if not model.path:
-        raise GafuError(
-            f"no base model is set in {project.config_path}",
-            path=project.config_path,
-            hint="set [model] path to an SDXL-family .safetensors file, a diffusers folder or a hub repo id",
-        )
-    local = project.resolve(model.path)
-    base = load_base_model(
-        local if local.exists() else model.path,
-        family=model.family,
+    base = load_project_model(
+        project,
         dtype=WEIGHT_DTYPES[plan.run.mixed_precision],
-        config_dir=project.resolve(model.config) if model.config else None,
-        tokenizers=project.resolve(model.tokenizers) if model.tokenizers else None,
-        vae=project.resolve(model.vae) if model.vae else None,
         device=device,
+        section=plan.model,
+        family=plan.model.family,
     )
     for part in (base.unet, base.vae, *base.text_encoders):
         part.requires_grad_(False)

@@ -232,3 +232,15 @@ def test_adamw_8bit_without_cuda_is_a_clear_error(train_project):
     project = train_project(2, 0, epochs=1, optimizer="adamw8bit")
     with pytest.raises(GafuError, match="8-bit AdamW needs a CUDA GPU"):
         train(project)
+
+
+def test_sample_grids_during_training_through_gafu_sample(train_project):
+    pytest.importorskip("gafu.sample.training")
+    project = train_project(2, 2, epochs=2, sample_every_epochs=1)
+    result = train(project)
+    samples = [e for e in _events(project) if e["event"] == "sample"]
+    assert [e["epoch"] for e in samples] == [1, 2]
+    for event in samples:
+        assert event["grids"] and all((project.root / g).is_file() for g in event["grids"])
+        assert all(g.startswith(f"output/samples/e{event['epoch']:06d}/") for g in event["grids"])
+    assert result.outcome == "done"

@@ -159,3 +159,15 @@ def test_resolve_applies_the_checks_with_the_config_file_named(prepared_project)
     with pytest.raises(ConfigError, match="factor 6 does not divide"):
         resolve_plan(bad, 12.0, describe=lambda s: called.append(s))
     assert called == []  # the network is not built from settings that fail validation
+
+
+def test_small_training_sides_are_allowed_with_a_warning(prepared_project):
+    project = prepared_project(n_target=4, n_reg=4, size=(256, 256))
+    config = project.config
+    config.train = dataclasses.replace(config.train, resolution=256)
+    plan = resolve_plan(dataclasses.replace(project, config=config), 12.0, describe=lambda s: None)
+    assert plan.dataset.resolution == 256
+    assert any("below SDXL's 1024" in w for w in plan.warnings)
+    config.train = dataclasses.replace(config.train, resolution=192)
+    with pytest.raises(ConfigError, match="at least 256"):
+        resolve_plan(dataclasses.replace(project, config=config), 12.0, describe=lambda s: None)

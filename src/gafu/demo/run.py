@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gafu.config import Config, save_config
+from gafu.demo.pictures import SIZES
 from gafu.errors import GafuError
 from gafu.fsio import read_json, write_json_atomic
 
@@ -33,7 +34,7 @@ class DemoSettings:
     epochs: int = 6  # P1's 200 epochs are for a real model
     restart_every_epochs: int = 3  # P5's 50-epoch cycles, scaled to the short run
     save_every_epochs: int = 3
-    resolution: int = 512  # the smallest training side gafu accepts; the pictures are smaller
+    resolution: int = 256  # the smallest training side gafu accepts (SDXL's is 1024, D4)
     sample_side: int = 256
     sample_steps: int = 12
     family: str = "sdxl"  # the tiny model is an eps model with SDXL's architecture
@@ -157,7 +158,7 @@ def _demo_config(config: Config, inputs: _Inputs, settings: DemoSettings) -> Con
         config=inputs.model.config_dir.as_posix(),
         tokenizers=inputs.model.diffusers_dir.as_posix(),
     )
-    prep = dataclasses.replace(config.prep, mode="bucket", max_side=settings.resolution)
+    prep = dataclasses.replace(config.prep, mode="bucket", max_side=max(max(size) for size in SIZES))
     tag = dataclasses.replace(config.tag, tagger=inputs.tagger.as_posix())
     train = dataclasses.replace(
         config.train,
@@ -217,11 +218,13 @@ def _check(project) -> tuple[None, str, dict]:
     report = run_check(project)
     data = report.to_dict()
     coverage = data["coverage"]
+    findings = ", ".join(f"{n} {severity}" for severity, n in data["summary"].items())
     text = (
-        f"coverage of target tags by regularization tags: {coverage.get('percent', coverage)} (D3); "
-        + ", ".join(f"{n} {severity}" for severity, n in data["summary"].items())
+        f"regularization tags cover {coverage['share']:.0%} of target tag uses "
+        f"({coverage['distinct_covered']} of {coverage['distinct']} distinct tags, D3); findings: {findings}"
     )
-    return None, text, {"summary": data["summary"], "coverage": coverage, "report": report.report_path}
+    messages = [f"{f['severity']} {f['rule']}: {f['message']}" for f in data["findings"]]
+    return None, text, {"findings": messages, "coverage": coverage, "report": report.report_path}
 
 
 def _plan(project) -> tuple[None, str, dict]:
@@ -253,7 +256,7 @@ def _train(project, result: DemoResult) -> tuple[None, str, dict]:
     lokr = read_lokr_file(run.lokr)
     text = (
         f"{run.step} optimizer steps, loss {losses[0]:.3f} → {losses[-1]:.3f}; {len(run.saved)} LoKr files "
-        f"({len(lokr.module_names())} modules, kohya/LyCORIS names) and a resumable state in output/"
+        f"({len(lokr.module_names)} modules, kohya/LyCORIS names) and a resumable state in output/"
     )
     return None, text, {"losses": [round(x, 4) for x in losses], "saved": run.saved, "state": run.state}
 

@@ -42,10 +42,11 @@ def check_train(train: TrainSection, source: str) -> list[str]:
         "[train] multires_noise_iterations must be ≥ 0 and multires_noise_discount between 0 and 1 (P8)",
     )
     _require(
-        train.resolution == 0 or (train.resolution >= 512 and train.resolution % recipe.BUCKET_STEP == 0),
+        train.resolution == 0
+        or (train.resolution >= recipe.MIN_TRAINING_SIDE and train.resolution % recipe.BUCKET_STEP == 0),
         source,
         f"[train] resolution = {train.resolution}: use 0 (the family's) or a multiple of "
-        f"{recipe.BUCKET_STEP} of at least 512 (D4)",
+        f"{recipe.BUCKET_STEP} of at least {recipe.MIN_TRAINING_SIDE} (D4)",
     )
     return list(_train_warnings(train))
 
@@ -63,6 +64,11 @@ def _train_warnings(train: TrainSection) -> Iterable[str]:
         yield f"keep_tokens = {train.keep_tokens}: the recipe keeps exactly the trigger first (P7: 1)"
     if not train.shuffle_caption:
         yield "shuffle_caption is off: the recipe shuffles tags behind the trigger (P7)"
+    if 0 < train.resolution < recipe.PAD_SIDE_RANGE[0]:
+        yield (
+            f"[train] resolution = {train.resolution} is below SDXL's {recipe.PAD_SIDE_RANGE[0]}: "
+            "SDXL-family models make blurry, broken pictures trained this small (D4); 0 uses the family's side"
+        )
     if train.restart_every_epochs > train.epochs:
         yield (
             f"restart_every_epochs {train.restart_every_epochs} > epochs {train.epochs}: "

@@ -91,14 +91,14 @@ def resolve_settings(
         _check_side(
             settings.max_side,
             "prep.max_side (--max-side)",
-            recipe.BUCKET_STEP * 8,
+            recipe.MIN_TRAINING_SIDE,
             recipe.BUCKET_MAX_SIDE,
             rule="D4b",
         )
         _check_side(
             training_side,
             "the training side (train.resolution)",
-            recipe.BUCKET_STEP * 8,
+            recipe.MIN_TRAINING_SIDE,
             recipe.BUCKET_MAX_SIDE * 2,
             rule="D4b",
         )

@@ -155,6 +155,7 @@ class Trainer:
     """Starts, finds and stops the project's training run."""
 
     root: Path
+    program: list[str] = field(default_factory=lambda: gafu_command("train"))  # + PROJECT + options
     process: subprocess.Popen | None = None
     guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,7 +191,7 @@ class Trainer:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with self.log.open("ab") as log:
                 self.process = subprocess.Popen(
-                    gafu_command("train", str(self.root), *(extra or [])),
+                    [*self.program, str(self.root), *(extra or [])],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -230,6 +231,7 @@ class Sampler:
     """One `gafu sample PROJECT --lokr FILE` child at a time."""
 
     root: Path
+    program: list[str] = field(default_factory=lambda: gafu_command("sample"))  # + PROJECT --lokr FILE
     process: subprocess.Popen | None = None
     lokr: str = ""
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -247,7 +249,7 @@ class Sampler:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with self.log.open("wb") as log:
                 self.process = subprocess.Popen(
-                    gafu_command("sample", str(self.root), "--lokr", str(lokr)),
+                    [*self.program, str(self.root), "--lokr", str(lokr)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -142,21 +142,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- guards ------------------------------------------------------------------------------------
     def _refusal(self, query: dict[str, str]) -> tuple[HTTPStatus, str] | None:
-        settings = self.server.settings
-        if settings.local_only:
-            if not ipaddress.ip_address(self.client_address[0]).is_loopback:
-                return HTTPStatus.FORBIDDEN, "gafu ui serves this machine only; start it with --host"
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-            if host not in LOCAL_NAMES:
-                return HTTPStatus.FORBIDDEN, f"unexpected Host {host!r}; open the address gafu ui printed"
-        if settings.token is not None and not self._has_token(query, settings.token):
-            return HTTPStatus.UNAUTHORIZED, "missing or wrong token; open the address gafu ui printed"
-        return None
-
-    def _has_token(self, query: dict[str, str], token: str) -> bool:
         cookie = SimpleCookie(self.headers.get("Cookie") or "").get(TOKEN_COOKIE)
-        given = [query.get("token"), self.headers.get("X-Gafu-Token"), cookie.value if cookie else None]
-        return any(g is not None and hmac.compare_digest(g.encode(), token.encode()) for g in given)
+        tokens = [query.get("token"), self.headers.get("X-Gafu-Token"), cookie.value if cookie else None]
+        return refusal(self.server.settings, self.client_address[0], self.headers.get("Host") or "", tokens)
 
     # --- routing -------------------------------------------------------------------------------------
     def _route(self, method: str, path: str, query: dict[str, str]) -> None:
@@ -267,6 +255,23 @@ class Handler(BaseHTTPRequestHandler):
             if query.get("once"):
                 return
             stopping.wait(POLL_SECONDS)
+
+
+def refusal(
+    settings: UiSettings, client: str, host_header: str, tokens: list[str | None]
+) -> tuple[HTTPStatus, str] | None:
+    """Why a request is refused (status, message), or None: see the module's guards."""
+    if settings.local_only:
+        if not ipaddress.ip_address(client).is_loopback:
+            return HTTPStatus.FORBIDDEN, "gafu ui serves this machine only; start it with --host"
+        host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        if host not in LOCAL_NAMES:
+            return HTTPStatus.FORBIDDEN, f"unexpected Host {host!r}; open the address gafu ui printed"
+    if settings.token is not None:
+        expected = settings.token.encode()
+        if not any(t is not None and hmac.compare_digest(t.encode(), expected) for t in tokens):
+            return HTTPStatus.UNAUTHORIZED, "missing or wrong token; open the address gafu ui printed"
+    return None
 
 
 def url_of(server: UiServer) -> str:

@@ -1,0 +1,108 @@
+"""Fixtures of the UI's tests: a tagged project, a running server and an HTTP client for it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gafu.config import save_config
+from gafu.project import Project
+from gafu.ui.server import UiServer, make_server
+from tests.conftest import write_captioned_set
+
+FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
+
+
+@pytest.fixture
+def ui_project(make_project, tiny_tagger) -> Project:
+    """4 target and 3 regularization pictures, captioned by the tiny tagger (so tag scores are stored)."""
+    from gafu.tagging.tag import tag_project
+
+    project = make_project(n_target=0, n_reg=0)
+    project.config.tag.tagger = str(tiny_tagger)
+    save_config(project.config, project.config_path)
+    project = Project.open(project.root)
+    write_captioned_set(project, "target", [None] * 4, seed=100)
+    write_captioned_set(project, "reg", [None] * 3, seed=50_000)
+    tag_project(project)
+    return Project.open(project.root)
+
+
+@dataclass
+class Reply:
+    """An HTTP answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass
+class Client:
+    """Raw HTTP to a test server (http.client sends paths exactly as given, unnormalised)."""
+
+    server: UiServer
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return self.server.server_address[1]
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Reply:
+        """Send one request; a dict body goes as JSON."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        sent = dict(headers or {})
+        data = body
+        if isinstance(body, dict | list):
+            data = json.dumps(body).encode("utf-8")
+            sent.setdefault("Content-Type", "application/json")
+        connection.request(method, path, body=data, headers=sent)
+        response = connection.getresponse()
+        reply = Reply(response.status, dict(response.getheaders()), response.read())
+        connection.close()
+        return reply
+
+    def get(self, path: str, **kwargs) -> Reply:
+        """GET `path`."""
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs) -> Reply:
+        """POST a JSON body."""
+        return self.request("POST", path, {} if body is None else body, **kwargs)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Client]]:
+    """Factory: a running server for a project folder (with the fake trainer), stopped afterwards."""
+    servers: list[UiServer] = []
+
+    def start(root: Path, *, remote: bool = False) -> Client:
+        server = make_server(root, "127.0.0.1", 0, remote=remote)
+        server.api.trainer.program = [sys.executable, str(FAKE_TRAINER)]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return Client(server)
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+        process = server.api.trainer.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()

@@ -94,7 +94,7 @@ def serve() -> Iterator[Callable[..., Client]]:
     def start(root: Path, *, remote: bool = False) -> Client:
         server = make_server(root, "127.0.0.1", 0, remote=remote)
         server.api.trainer.program = [sys.executable, str(FAKE_TRAINER)]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return Client(server)
 
@@ -106,3 +106,80 @@ def serve() -> Iterator[Callable[..., Client]]:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
+
+
+# --- the browser (headless Chromium through Selenium) ------------------------------------------------
+BROWSER_PACKAGES = ("chromium", "chromium-driver")  # Debian's; chromedriver comes with the second
+
+
+def _find_chromium() -> tuple[str, str] | None:
+    import shutil
+
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def _install_chromium() -> str:
+    """apt-get install Debian's chromium and its driver where that is possible (root, apt); why not, else."""
+    import os
+    import shutil
+    import subprocess
+
+    if not shutil.which("apt-get"):
+        return "no apt-get on this system"
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        return "not root, so apt-get cannot install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *BROWSER_PACKAGES]):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        if done.returncode != 0:
+            return f"`{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Selenium; installed with apt-get when missing; skipped where it cannot be."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("browser tests need selenium: pip install -e '.[test]'")
+    found = _find_chromium()
+    if found is None:
+        why = _install_chromium()
+        found = _find_chromium()
+        if found is None:
+            pytest.skip(f"browser tests need Chromium and chromedriver (apt-get install {' '.join(BROWSER_PACKAGES)}): {why}")
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    try:
+        driver = webdriver.Chrome(options=options, service=Service(found[1]))
+    except Exception as exc:  # a browser that cannot start here: say why and skip
+        pytest.skip(f"headless Chromium did not start: {exc}")
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    """Where the browser tests save a screenshot of each page (printed; GAFU_UI_SCREENSHOTS overrides it)."""
+    import os
+
+    folder = Path(os.environ.get("GAFU_UI_SCREENSHOTS") or tmp_path_factory.mktemp("ui-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    SCREENSHOT_FOLDERS.append(folder)
+    return folder
+
+
+SCREENSHOT_FOLDERS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say where the screenshots are (kept as test artifacts)."""
+    for folder in SCREENSHOT_FOLDERS:
+        terminalreporter.write_line(f"gafu ui screenshots: {folder}")

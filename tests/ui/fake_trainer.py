@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from PIL import Image
@@ -31,6 +32,7 @@ def main() -> int:
     per_epoch = int(os.environ.get("FAKE_STEPS_PER_EPOCH", "3"))
     pause = float(os.environ.get("FAKE_STEP_SECONDS", "0.1"))
     total = epochs * per_epoch
+    name = tomllib.loads((root / "gafu.toml").read_text(encoding="utf-8"))["project"]["trigger"]
     with (output / "logs" / "progress.jsonl").open("a", encoding="utf-8") as log:
 
         def emit(event: str, **data) -> None:
@@ -50,8 +52,9 @@ def main() -> int:
                 emit("step", step=step, total_steps=total, epoch=epoch, epochs=epochs, loss=loss,
                      lr_unet=1e-3, lr_te=5e-4, samples_per_s=4.0, eta_s=(total - step) * pause)
                 if step % per_epoch == 0:
-                    save_epoch(root, emit, epoch, step)
-            emit("done", message="training finished", path="output/fake.safetensors")
+                    save_epoch(root, name, emit, epoch, step)
+            (output / f"{name}.safetensors").write_bytes(b"{}")
+            emit("done", message="training finished", path=f"output/{name}.safetensors")
         finally:
             lock.unlink(missing_ok=True)
     return 0
@@ -67,10 +70,10 @@ def running(pid: int) -> bool:
     return True
 
 
-def save_epoch(root: Path, emit, epoch: int, step: int) -> None:
-    name = f"fake-e{epoch:06d}.safetensors"
-    (root / "output" / name).write_bytes(b"{}")
-    emit("save", epoch=epoch, step=step, path=f"output/{name}")
+def save_epoch(root: Path, name: str, emit, epoch: int, step: int) -> None:
+    file = f"{name}-e{epoch:06d}.safetensors"
+    (root / "output" / file).write_bytes(b"{}")
+    emit("save", epoch=epoch, step=step, path=f"output/{file}")
     grid = root / "output" / "samples" / f"e{epoch:06d}" / "grid.png"
     grid.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (96, 64), (40 * epoch % 255, 120, 200)).save(grid)

@@ -194,6 +194,7 @@ def test_plan_shows_values_sources_and_the_network(ui_project, serve):
     client = serve(ui_project.root)
     data = client.get("/api/plan?vram=12").json
     assert data["error"] is None
+    assert (ui_project.root / "reports" / "plan.json").is_file()  # as `gafu plan` writes it
     plan = data["plan"]
     assert plan["batch"]["epochs"] == 200 and plan["sources"]["batch.epochs"] == "recipe P1"
     assert plan["network"]["summary"]["file_mb"]["fp16"] > 0
@@ -259,7 +260,7 @@ def test_train_runs_detached_streams_progress_and_shows_grids(ui_project, serve,
     resumed = client.get("/api/train/events?once=1", headers={"Last-Event-ID": last_id[4:]}).body.decode()
     assert resumed.count("event: progress") == 2  # only what came after that event
     outputs = client.get("/api/outputs").json
-    assert [f["epoch"] for f in outputs["lokr"]] == [1, 2]
+    assert [f["epoch"] for f in outputs["lokr"]] == [1, 2, None]  # None: the final file
     assert [g["epoch"] for g in outputs["grids"]] == [1, 2]
     assert client.get(outputs["grids"][0]["grids"][0]).headers["Content-Type"] == "image/png"
 

@@ -182,10 +182,14 @@ class Api:
 
     # --- plan ----------------------------------------------------------------------------------------
     def get_plan(self, query: dict[str, str]) -> dict[str, Any]:
-        """The resolved plan with its sources, the editable overrides, and any error resolving it."""
+        """The resolved plan with its sources, the editable overrides, and any error resolving it.
+
+        Like `gafu plan`, it writes reports/plan.json.
+        """
         from gafu.plan import resolve_plan
         from gafu.plan.memory import detect_gpu
         from gafu.plan.render import render_plan
+        from gafu.reports import write_report
 
         project = self.project()
         fields = override_fields(project.config)
@@ -194,6 +198,7 @@ class Api:
             plan = resolve_plan(project, vram, gpu=detect_gpu())
         except GafuError as exc:
             return {"plan": None, "error": str(exc), "fields": fields}
+        write_report(project.reports_dir, "plan", {"plan": plan.to_dict()})
         return {"plan": plan.to_dict(), "text": render_plan(plan), "error": None, "fields": fields}
 
     def post_plan_overrides(self, body: dict[str, Any]) -> dict[str, Any]:

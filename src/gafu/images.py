@@ -88,7 +88,7 @@ def load_picture(path: Path, background: RGB = WHITE) -> LoadedPicture:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PictureError(
-            f"{path} is too large to open safely (over {MAX_PIXELS // 1_000_000} megapixels; "
+            f"{path} is too large to open safely (more than {MAX_PIXELS:,} pixels; "
             "possibly a decompression bomb)",
             path=path,
             hint="downscale it in an image editor or remove it",

@@ -89,3 +89,12 @@ def test_calibration_reproduces_two_measurements():
     assert refitted.measured_on == "RTX 4090"
     # the per-sample figure is stored per 1024² sample, so other sizes scale from it
     assert refitted.sample_gib_checkpointed == pytest.approx((3.2 - 0.1) / 2.25)
+
+
+def test_model_for_another_architecture_counts_its_weights_and_scales_activations():
+    sdxl = MemoryModel()
+    small = sdxl.for_architecture(sdxl.unet_parameters // 4, sdxl.text_encoder_parameters // 2)
+    assert small.unet_parameters * 4 == sdxl.unet_parameters
+    assert small.sample_gib_checkpointed == pytest.approx(sdxl.sample_gib_checkpointed / 4, rel=1e-6)
+    assert small.text_encoder_sample_gib == pytest.approx(sdxl.text_encoder_sample_gib / 2, rel=1e-6)
+    assert small.context_gib == sdxl.context_gib  # the CUDA context does not shrink with the model

@@ -323,6 +323,11 @@ def test_default_summary_uses_the_projects_model_config(prepared_project, tiny_m
     sdxl = resolve_plan(project, 12.0).network.summary.modules
     assert 0 < len(modules) < len(sdxl)
     assert sum(m.parameters for m in modules) * 100 < sum(m.parameters for m in sdxl)
+    # The memory estimate is the tiny architecture's, not SDXL's.
+    tiny_plan, sdxl_plan = resolve_plan(tiny, 12.0), resolve_plan(project, 12.0)
+    assert tiny_plan.memory.estimate_gb < sdxl_plan.memory.estimate_gb / 2
+    assert any("scaled to it" in note for note in tiny_plan.notes)
+    assert not any("scaled to it" in note for note in sdxl_plan.notes)
 
 
 def test_alpha_defaults_to_dim_and_overrides_are_sourced(prepared_project):

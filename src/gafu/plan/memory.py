@@ -70,6 +70,24 @@ class MemoryModel:
     vae_encode_sample_gib: float = 3.0  # VAE encoding a 1024² picture, when latents are not cached
     measured_on: str = ""  # the GPU a calibration came from ("" = estimates only)
 
+    def for_architecture(self, unet_parameters: int, text_encoder_parameters: int) -> MemoryModel:
+        """This model for another architecture: its own weights, activations scaled by U-Net size.
+
+        The scaling is a rough estimate (activations grow with width, not parameter count); it
+        keeps plans for small or unusual architectures from claiming SDXL's memory.
+        """
+        unet = unet_parameters / self.unet_parameters
+        text = text_encoder_parameters / self.text_encoder_parameters
+        return dataclasses.replace(
+            self,
+            unet_parameters=unet_parameters,
+            text_encoder_parameters=text_encoder_parameters,
+            sample_gib_checkpointed=self.sample_gib_checkpointed * unet,
+            sample_gib_full=self.sample_gib_full * unet,
+            lokr_rebuild_checkpointed_gib=self.lokr_rebuild_checkpointed_gib * unet,
+            text_encoder_sample_gib=self.text_encoder_sample_gib * text,
+        )
+
     def calibrated(
         self, shape: TrainingShape, batch1_gib: float, batch2_gib: float, *, gpu: str
     ) -> MemoryModel:

@@ -21,7 +21,7 @@ from gafu.config import Config
 from gafu.errors import GafuError
 from gafu.families import ModelFamily
 from gafu.layout import CAPTION_SUFFIX, DatasetPicture
-from gafu.models.load import project_config_dir
+from gafu.models.load import meta_model, project_config_dir
 from gafu.plan.dataset import (
     describe_set,
     largest_bucket,
@@ -104,8 +104,8 @@ def resolve_plan(
 
     `describe` gives the network summary (default: built from the project's architecture).
     """
+    config_dir = project_config_dir(project)
     if describe is None:
-        config_dir = project_config_dir(project)
         describe = partial(describe_lokr_network, config_dir=config_dir)
     config, family, source = project.config, project.family, str(project.config_path)
     sources, notes = _Sources(config), []
@@ -115,7 +115,7 @@ def resolve_plan(
     network = _network_plan(config, sources, warnings, notes, describe, source)
     dataset = _dataset_plan(project, family, sources, warnings, notes)
     run = _run_plan(project, gpu, sources)
-    memory_model = memory_model or MemoryModel()
+    memory_model = memory_model or _memory_model_for(config_dir, notes)
     estimate = estimate_memory(_training_shape(config, run, network, dataset, notes), memory_model)
     vram, gpu_name = _vram(vram_gb, config, gpu, sources, notes)
     usable = vram - memory_model.headroom_gib
@@ -203,6 +203,23 @@ def _loss_plan(
 
 
 # --- network (P6) --------------------------------------------------------------------------------
+
+
+def _memory_model_for(config_dir, notes: list[str]) -> MemoryModel:
+    """SDXL's memory model, or one scaled to the project's own architecture where it differs."""
+    model = MemoryModel()
+    if config_dir is None:
+        return model
+    unet, te1, te2 = meta_model(config_dir)
+    unet_parameters = sum(p.numel() for p in unet.parameters())
+    text_parameters = sum(p.numel() for te in (te1, te2) for p in te.parameters())
+    if (unet_parameters, text_parameters) == (model.unet_parameters, model.text_encoder_parameters):
+        return model
+    notes.append(
+        f"memory model: the architecture in {config_dir} has a {unet_parameters / 1e6:.1f} M-parameter "
+        f"U-Net (SDXL: {model.unet_parameters / 1e6:.0f} M); SDXL's figures are scaled to it (rough estimate)"
+    )
+    return model.for_architecture(unet_parameters, text_parameters)
 
 
 def _network_plan(

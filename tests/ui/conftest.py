@@ -140,7 +140,7 @@ def _install_chromium() -> str:
 
 @pytest.fixture(scope="session")
 def browser():
-    """Headless Chromium driven by Selenium; installed with apt-get when missing; skipped where it cannot be."""
+    """Headless Chromium through Selenium: apt-get installs it when missing; skipped where it cannot."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -151,10 +151,17 @@ def browser():
         why = _install_chromium()
         found = _find_chromium()
         if found is None:
-            pytest.skip(f"browser tests need Chromium and chromedriver (apt-get install {' '.join(BROWSER_PACKAGES)}): {why}")
+            packages = " ".join(BROWSER_PACKAGES)
+            pytest.skip(f"browser tests need Chromium and chromedriver (apt-get install {packages}): {why}")
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     try:
         driver = webdriver.Chrome(options=options, service=Service(found[1]))

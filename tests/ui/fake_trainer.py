@@ -49,8 +49,18 @@ def main() -> int:
                     emit("stopped", message=f"stopped at step {step - 1}", path=None)
                     return 0
                 loss = 0.2 / step**0.5
-                emit("step", step=step, total_steps=total, epoch=epoch, epochs=epochs, loss=loss,
-                     lr_unet=1e-3, lr_te=5e-4, samples_per_s=4.0, eta_s=(total - step) * pause)
+                emit(
+                    "step",
+                    step=step,
+                    total_steps=total,
+                    epoch=epoch,
+                    epochs=epochs,
+                    loss=loss,
+                    lr_unet=1e-3,
+                    lr_te=5e-4,
+                    samples_per_s=4.0,
+                    eta_s=(total - step) * pause,
+                )
                 if step % per_epoch == 0:
                     save_epoch(root, name, emit, epoch, step)
             (output / f"{name}.safetensors").write_bytes(b"{}")

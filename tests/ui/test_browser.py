@@ -23,7 +23,9 @@ def wait(driver, condition, timeout: float = TIMEOUT):
     from selenium.webdriver.support.ui import WebDriverWait
 
     # The pages re-render lists as data arrives: an element may go stale between finding and reading.
-    waiter = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
+    waiter = WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
+    )
     return waiter.until(condition)
 
 
@@ -121,8 +123,14 @@ def test_plan_values_and_an_override_with_its_error(browser, ui_project, serve, 
     epochs.send_keys("20")
     browser.find_element("id", "overrides-save").click()
     wait(browser, lambda d: text_of(d, "overrides-status") == "saved to gafu.toml")
-    wait(browser, lambda d: by_css(d, 'tr[data-name="batch.epochs"]')
-         and "gafu.toml [train] epochs" in by_css(d, 'tr[data-name="batch.epochs"]')[0].text, timeout=60)
+    wait(
+        browser,
+        lambda d: (
+            by_css(d, 'tr[data-name="batch.epochs"]')
+            and "gafu.toml [train] epochs" in by_css(d, 'tr[data-name="batch.epochs"]')[0].text
+        ),
+        timeout=60,
+    )
 
 
 def test_train_shows_live_progress_and_grids_then_sample_compares_epochs(
@@ -143,13 +151,19 @@ def test_train_shows_live_progress_and_grids_then_sample_compares_epochs(
         "return document.getElementById('loss-chart').getContext('2d').getImageData(0, 0, 900, 220)"
         ".data.some((v, i) => i % 4 === 0 && v === 180)"
     )  # the loss curve is drawn in the accent red
-    wait(browser, lambda d: all(img.get_attribute("naturalWidth") != "0" for img in by_css(d, "#train-grids img")))
+    wait(
+        browser,
+        lambda d: all(img.get_attribute("naturalWidth") != "0" for img in by_css(d, "#train-grids img")),
+    )
     shoot(browser, screenshot_dir, "train")
 
     open_page(browser, client, "sample")
     wait(browser, lambda d: len(by_css(d, "#lokr-files tr")) == 3)  # two epochs and the final file
     wait(browser, lambda d: len(by_css(d, "#compare > div")) == 2)  # the last two epochs side by side
-    assert [g.get_attribute("data-group") for g in by_css(browser, "#compare > div")] == ["e000001", "e000002"]
+    assert [g.get_attribute("data-group") for g in by_css(browser, "#compare > div")] == [
+        "e000001",
+        "e000002",
+    ]
     by_css(browser, "#epoch-choice input")[0].click()
     wait(browser, lambda d: len(by_css(d, "#compare > div")) == 1)
     by_css(browser, "#epoch-choice input")[0].click()

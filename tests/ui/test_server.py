@@ -21,7 +21,11 @@ STAGES = ["prep", "tag", "check", "plan", "train", "sample"]
 
 def caption_bytes(project: Project) -> dict[str, bytes]:
     """Every caption file's bytes, by name."""
-    return {p.caption_path.name: p.caption_path.read_bytes() for w in ("target", "reg") for p in project.pictures(w)}
+    return {
+        p.caption_path.name: p.caption_path.read_bytes()
+        for w in ("target", "reg")
+        for p in project.pictures(w)
+    }
 
 
 def wait_for(condition, seconds: float = 30.0) -> None:
@@ -111,7 +115,9 @@ def test_remove_and_replace_in_bulk(ui_project, serve):
     assert removed["changed"]["target"] + removed["changed"]["reg"] == 7
     assert client.get("/api/pictures?tags=1girl&mode=any").json["pictures"] == []
     client.post("/api/tags/undo")
-    replaced = client.post("/api/tags/edit", {"action": "replace", "old": "1girl", "new": "1boy", "pictures": names})
+    replaced = client.post(
+        "/api/tags/edit", {"action": "replace", "old": "1girl", "new": "1boy", "pictures": names}
+    )
     assert replaced.status == 200
     assert len(client.get("/api/pictures?tags=1boy").json["pictures"]) == 7
 
@@ -123,7 +129,9 @@ def test_bad_edits_change_nothing(ui_project, serve):
     assert unknown.status == 400 and "nope.png" in unknown.json["error"]
     assert client.post("/api/tags/edit", {"action": "add", "tags": ["x"], "pictures": []}).status == 400
     assert client.post("/api/tags/edit", {"action": "paint", "pictures": ["t000.png"]}).status == 400
-    assert client.post("/api/tags/edit", {"action": "add", "tags": [1], "pictures": ["t000.png"]}).status == 400
+    assert (
+        client.post("/api/tags/edit", {"action": "add", "tags": [1], "pictures": ["t000.png"]}).status == 400
+    )
     trigger_on_reg = client.post(
         "/api/tags/edit", {"action": "add", "tags": ["mzh_style"], "pictures": ["r000.png"], "set": "reg"}
     )
@@ -152,7 +160,10 @@ def test_preview_follows_the_threshold_and_writes_nothing(ui_project, serve):
     assert same["threshold"] == 0.5 and same["changed"] == 0
     lower = client.get("/api/tag/preview?target=0.4").json["sets"]["target"]
     assert lower["changed"] == 4  # looking_at_viewer (≈ 0.45) joins every target caption
-    assert all("looking at viewer" in row["preview"] and row["preview"][0] == "mzh_style" for row in lower["pictures"])
+    assert all(
+        "looking at viewer" in row["preview"] and row["preview"][0] == "mzh_style"
+        for row in lower["pictures"]
+    )
     assert caption_bytes(ui_project) == before and ui_project.config_path.read_bytes() == toml
 
 
@@ -205,7 +216,12 @@ def test_plan_shows_values_sources_and_the_network(ui_project, serve):
 
 def test_overrides_are_written_to_gafu_toml_and_used_by_the_plan(ui_project, serve):
     client = serve(ui_project.root)
-    values = {"train.epochs": "20", "network.factor": "4", "sample.weights": "1.0, 0.5", "train.optimizer": "adamw"}
+    values = {
+        "train.epochs": "20",
+        "network.factor": "4",
+        "sample.weights": "1.0, 0.5",
+        "train.optimizer": "adamw",
+    }
     assert client.post("/api/plan/overrides", {"values": values}).status == 200
     config = load_config(ui_project.config_path)
     assert config.train.epochs == 20 and config.network.factor == 4 and config.sample.weights == [1.0, 0.5]
@@ -249,10 +265,12 @@ def test_train_runs_detached_streams_progress_and_shows_grids(ui_project, serve,
     client = serve(ui_project.root)
     pid = client.post("/api/train/start").json["pid"]
     if hasattr(os, "getsid"):
-        assert os.getsid(pid) == pid  # a session of its own: Ctrl-C in the server's terminal does not reach it
+        assert (
+            os.getsid(pid) == pid
+        )  # a session of its own: Ctrl-C in the server's terminal does not reach it
     wait_for(lambda: not client.get("/api/train/status").json["running"])
     stream = client.get("/api/train/events?once=1").body.decode()
-    events = [line for line in stream.splitlines() if line.startswith("data: {\"event\"")]
+    events = [line for line in stream.splitlines() if line.startswith('data: {"event"')]
     kinds = [line.split('"event": "')[1].split('"')[0] for line in events]
     assert kinds[0] == "start" and kinds.count("step") == 6 and kinds[-1] == "done"
     assert kinds.count("save") == 2 and kinds.count("sample") == 2
@@ -274,7 +292,11 @@ def test_starting_training_twice_is_refused(ui_project, serve, monkeypatch):
         lock.parent.mkdir(parents=True, exist_ok=True)
         lock.write_text(str(holder.pid), encoding="utf-8")
         reply = client.post("/api/train/start")
-        assert reply.status == 409 and "train.lock" in reply.json["error"] and str(holder.pid) in reply.json["error"]
+        assert (
+            reply.status == 409
+            and "train.lock" in reply.json["error"]
+            and str(holder.pid) in reply.json["error"]
+        )
         assert client.get("/api/train/status").json["running"] is True
     finally:
         holder.kill()
@@ -309,7 +331,9 @@ def test_a_training_run_outlives_the_server(ui_project, serve, monkeypatch):
     wait_for(lambda: (ui_project.root / "output" / "train.lock").exists())
     assert process.poll() is None and pid_running(pid)
     second = serve(ui_project.root)  # a restarted server finds the run through the lock
-    assert second.get("/api/train/status").json["running"] and second.get("/api/train/status").json["pid"] == pid
+    assert (
+        second.get("/api/train/status").json["running"] and second.get("/api/train/status").json["pid"] == pid
+    )
     assert second.post("/api/train/start").status == 409
     second.post("/api/train/stop")
     assert process.wait(timeout=30) == 0
@@ -394,10 +418,16 @@ def test_project_files_and_thumbnails_are_served(ui_project, serve):
 
 def test_a_post_must_send_json(ui_project, serve):
     client = serve(ui_project.root)
-    form = client.request("POST", "/api/tags/undo", b"x=1", {"Content-Type": "application/x-www-form-urlencoded"})
+    form = client.request(
+        "POST", "/api/tags/undo", b"x=1", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert form.status == 400 and "application/json" in form.json["error"]
-    assert client.request("POST", "/api/tags/undo", b"[1]", {"Content-Type": "application/json"}).status == 400
-    assert client.request("POST", "/api/tags/undo", b"{nope", {"Content-Type": "application/json"}).status == 400
+    assert (
+        client.request("POST", "/api/tags/undo", b"[1]", {"Content-Type": "application/json"}).status == 400
+    )
+    assert (
+        client.request("POST", "/api/tags/undo", b"{nope", {"Content-Type": "application/json"}).status == 400
+    )
     assert client.get("/api/tags/undo").status == 405
     assert client.post("/api/state").status == 405
 

@@ -16,8 +16,12 @@ HELP = "a local web app for the whole workflow (dataset, tagging, plan, train, s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gafu ui`."""
-    parser.add_argument("project", type=Path, nargs="?", default=Path("."), help="project folder (default: here)")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860; 0 = any free)")
+    parser.add_argument(
+        "project", type=Path, nargs="?", default=Path("."), help="project folder (default: here)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=7860, help="port to listen on (default: 7860; 0 = any free)"
+    )
     parser.add_argument(
         "--host",
         metavar="ADDRESS",

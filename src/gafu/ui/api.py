@@ -8,6 +8,7 @@ so an edit made in a terminal meanwhile is seen at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -101,7 +102,9 @@ class Api:
         project = self.project()
         dry_run = bool(body.get("dry_run"))
         if action == "add":
-            result = edit.tags_add(project, _string_list(body.get("tags"), "tags"), selection, dry_run=dry_run)
+            result = edit.tags_add(
+                project, _string_list(body.get("tags"), "tags"), selection, dry_run=dry_run
+            )
         elif action == "remove":
             tags = _string_list(body.get("tags"), "tags")
             result = edit.tags_remove(project, tags, selection, dry_run=dry_run)
@@ -130,7 +133,10 @@ class Api:
         from gafu.captions.journal import list_entries
 
         entries = reversed(list_entries(self.project()))
-        return [{"id": e.id, "action": e.action, "written_at": e.written_at, "captions": len(e.changes)} for e in entries]
+        return [
+            {"id": e.id, "action": e.action, "written_at": e.written_at, "captions": len(e.changes)}
+            for e in entries
+        ]
 
     def get_tags_stats(self, query: dict[str, str]) -> dict[str, Any]:
         """Tag frequencies per set, side by side (`gafu tags stats`)."""
@@ -161,7 +167,7 @@ class Api:
         return self.tagger.progress
 
     def get_tag_preview(self, query: dict[str, str]) -> dict[str, Any]:
-        """Captions the stored scores give at the thresholds asked, next to the current ones (nothing written)."""
+        """Captions the stored scores give at the thresholds asked, beside the current ones (no writes)."""
         from gafu.ui.rethreshold import preview_captions
 
         project = self.project()
@@ -270,10 +276,8 @@ class Api:
             out = BytesIO()
             image.convert("RGB").save(out, "JPEG", quality=85)
         data = out.getvalue()
-        try:
+        with contextlib.suppress(GafuError, OSError):  # a cache that cannot be written only costs time
             write_bytes_atomic(cached, data)
-        except (GafuError, OSError):
-            pass  # a cache that cannot be written only costs time
         return data
 
 
@@ -336,7 +340,9 @@ def _with_thresholds(config: Config, values: dict[str, float]) -> Config:
     target = dataclasses.replace(tag.target, threshold=values.get("target", tag.target.threshold))
     reg = dataclasses.replace(tag.reg, threshold=values.get("reg", tag.reg.threshold))
     character = values.get("character", tag.character_threshold)
-    return dataclasses.replace(config, tag=dataclasses.replace(tag, target=target, reg=reg, character_threshold=character))
+    return dataclasses.replace(
+        config, tag=dataclasses.replace(tag, target=target, reg=reg, character_threshold=character)
+    )
 
 
 def override_fields(config: Config) -> list[dict[str, Any]]:
@@ -417,7 +423,9 @@ def _parse_value(kind: str, text: Any) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        raise ValueError(f"{text!r} is not a valid {'list of numbers' if kind == 'floats' else kind}") from None
+        raise ValueError(
+            f"{text!r} is not a valid {'list of numbers' if kind == 'floats' else kind}"
+        ) from None
 
 
 def _field_errors(message: str, values: dict[str, Any]) -> GafuError:
@@ -464,4 +472,3 @@ def _grid_groups(project: Project) -> list[dict[str, Any]]:
         for folder, grids in groups.items()
     ]
     return sorted(items, key=lambda item: (item["epoch"] is None, item["epoch"] or 0, item["name"]))
-

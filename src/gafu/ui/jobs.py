@@ -299,7 +299,9 @@ class Tagger:
             self.progress["done"] += count
 
         try:
-            result = tag_project(Project.open(self.root), TagOptions(mode=mode), TagEvents(on_start, on_progress))
+            result = tag_project(
+                Project.open(self.root), TagOptions(mode=mode), TagEvents(on_start, on_progress)
+            )
         except Exception as exc:  # shown on the page; the CLI gives the same message
             self.progress.update(state="failed", error=str(exc))
             return

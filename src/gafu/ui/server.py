@@ -22,8 +22,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -95,13 +95,17 @@ class UiServer(ThreadingHTTPServer):
         super().shutdown()
 
 
-def make_server(project: Path, host: str = "127.0.0.1", port: int = 7860, *, remote: bool = False) -> UiServer:
+def make_server(
+    project: Path, host: str = "127.0.0.1", port: int = 7860, *, remote: bool = False
+) -> UiServer:
     """A server for `project` on host:port (port 0: any free one); `remote` requires a token."""
     settings = UiSettings(token=secrets.token_urlsafe(24) if remote else None, local_only=not remote)
     try:
         return UiServer((host, port), Api(Path(project)), settings)
     except OSError as exc:
-        raise GafuError(f"cannot listen on {host}:{port} ({exc.strerror})", hint="choose another --port") from exc
+        raise GafuError(
+            f"cannot listen on {host}:{port} ({exc.strerror})", hint="choose another --port"
+        ) from exc
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -192,7 +196,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send_bytes(body, "application/json; charset=utf-8", status)
 
     def _send_bytes(
-        self, body: bytes, kind: str, status: HTTPStatus = HTTPStatus.OK, headers: dict[str, str] | None = None
+        self,
+        body: bytes,
+        kind: str,
+        status: HTTPStatus = HTTPStatus.OK,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)

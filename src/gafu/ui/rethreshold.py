@@ -7,70 +7,65 @@ thresholds is `rethreshold_project` itself.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gafu.captions.text import format_caption, read_caption
-from gafu.config import SETS
+from gafu.config import SETS, SetName
 from gafu.errors import GafuError
 from gafu.fsio import sha256_file
-from gafu.prep.manifest import load_manifest
+from gafu.prep.manifest import Manifest, load_manifest
 from gafu.project import Project
 from gafu.tagging.captions import build_caption, caption_rules
 from gafu.tagging.scores import load_scores, scores_path
-from gafu.tagging.select import Thresholds, select_tags
+from gafu.tagging.select import select_tags
+from gafu.tagging.tag import set_thresholds
 
 
 def preview_captions(project: Project) -> dict[str, Any]:
     """Per set: each picture's current caption and the one its stored scores give under `project.config`."""
-    config = project.config
     manifest = load_manifest(project.prep_manifest_path)
-    sets = {}
-    for which in SETS:
-        pictures = project.pictures(which)
-        if not pictures:
-            continue
-        section = config.tag.for_set(which)
-        thresholds = Thresholds(
-            general=section.threshold,
-            character=config.tag.character_threshold,
-            mcut=section.mcut,
-            rating=config.tag.include_rating,
-        )
-        rules = caption_rules(config, which)
-        scores = load_scores(scores_path(project.tag_scores_dir, which), which)
-        rows = []
-        for picture in pictures:
-            key = picture.path.relative_to(project.root).as_posix()
-            entry = scores.pictures.get(key)
-            current = _current_tags(picture.caption_path)
-            row: dict[str, Any] = {"name": key, "thumb": "/thumb/" + key, "current": current}
-            if entry is None:
-                row.update(preview=None, changed=False, edited=False, note="no stored scores")
-            else:
-                names = select_tags(entry.scores, thresholds, entry.floor)
-                preview = build_caption(names, rules, manifest.bars_for(key))
-                edited = current is not None and _sha(picture.caption_path) != entry.caption_sha256
-                changed = format_caption(preview) != format_caption(current or [])
-                row.update(preview=preview, changed=changed, edited=edited, note="")
-            rows.append(row)
-        sets[which] = {
-            "threshold": section.threshold,
-            "mcut": section.mcut,
-            "pictures": rows,
-            "changed": sum(1 for r in rows if r["changed"] and not r["edited"]),
-            "edited": sum(1 for r in rows if r["edited"]),
-        }
-    return {"character_threshold": config.tag.character_threshold, "sets": sets}
+    sets = {which: _preview_set(project, which, manifest) for which in SETS if project.pictures(which)}
+    return {"character_threshold": project.config.tag.character_threshold, "sets": sets}
 
 
-def _current_tags(path) -> list[str] | None:
+def _preview_set(project: Project, which: SetName, manifest: Manifest) -> dict[str, Any]:
+    config = project.config
+    thresholds, rules = set_thresholds(config, which), caption_rules(config, which)
+    scores = load_scores(scores_path(project.tag_scores_dir, which), which)
+    rows = []
+    for picture in project.pictures(which):
+        key = picture.path.relative_to(project.root).as_posix()
+        entry = scores.pictures.get(key)
+        current = _current_tags(picture.caption_path)
+        row: dict[str, Any] = {"name": key, "thumb": "/thumb/" + key, "current": current}
+        if entry is None:
+            row.update(preview=None, changed=False, edited=False, note="no stored scores")
+        else:
+            names = select_tags(entry.scores, thresholds, entry.floor)
+            preview = build_caption(names, rules, manifest.bars_for(key))
+            edited = current is not None and _sha(picture.caption_path) != entry.caption_sha256
+            changed = format_caption(preview) != format_caption(current or [])
+            row.update(preview=preview, changed=changed, edited=edited, note="")
+        rows.append(row)
+    section = config.tag.for_set(which)
+    return {
+        "threshold": section.threshold,
+        "mcut": section.mcut,
+        "pictures": rows,
+        "changed": sum(1 for r in rows if r["changed"] and not r["edited"]),
+        "edited": sum(1 for r in rows if r["edited"]),
+    }
+
+
+def _current_tags(path: Path) -> list[str] | None:
     try:
         return read_caption(path).tags if path.is_file() else None
     except GafuError:
         return None
 
 
-def _sha(path) -> str | None:
+def _sha(path: Path) -> str | None:
     try:
         return sha256_file(path)
     except GafuError:

@@ -47,7 +47,7 @@ def open_page(driver, client, page: str) -> None:
 def shoot(driver, folder: Path, name: str) -> None:
     """Save a screenshot of the whole page."""
     height = driver.execute_script("return document.body.scrollHeight")
-    driver.set_window_size(1400, max(900, min(height + 40, 3000)))
+    driver.set_window_size(1400, max(900, min(height + 40, 1600)))
     driver.save_screenshot(str(folder / f"{name}.png"))
     driver.set_window_size(1400, 1000)
 

@@ -545,3 +545,64 @@ def lycoris_kohya_network(unet, te1, te2, settings, folder: Path):
 def lycoris_network():
     """`lycoris_kohya_network`, as a fixture."""
     return lycoris_kohya_network
+
+
+# --- sample grids (issue 8) ------------------------------------------------------------------------
+SAMPLE_SETTINGS = {"width": 64, "height": 64, "steps": 3, "cfg": 5.0}  # tiny pictures, few steps
+
+
+@pytest.fixture(scope="session")
+def tiny_lokr_files(tiny_model, tmp_path_factory) -> list[Path]:
+    """Two LoKr files for the tiny model (random, clearly visible weights; text encoders included)."""
+    import torch
+
+    from gafu.families import get_family
+    from gafu.models.load import load_base_model
+    from gafu.network.files import lokr_metadata, save_network
+    from gafu.network.lokr import build_network
+    from gafu.network.settings import LokrSettings
+
+    base = load_base_model(tiny_model.diffusers_dir, dtype=torch.float32)
+    settings = LokrSettings(dim=4, conv_dim=4, alpha=4.0, conv_alpha=4.0, factor=4)
+    folder = tmp_path_factory.mktemp("lokr")
+    paths = []
+    for seed in (1, 2):
+        network = build_network(base.unet, base.text_encoders, settings)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for parameter in network.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+        metadata = lokr_metadata(
+            settings, get_family("illustrious"), output_name="mzh", resolution=64, num_epochs=2
+        )
+        paths.append(
+            save_network(network, folder / f"mzh-e{seed:06d}.safetensors", metadata=metadata, dtype="fp32")
+        )
+    return paths
+
+
+@pytest.fixture
+def sample_project(make_captioned_project, tiny_model, tiny_lokr_files) -> Project:
+    """A captioned project on the tiny model, sampling 64 px pictures in 3 steps, with two saved epochs."""
+    import dataclasses
+    import shutil
+
+    from gafu.config import save_config
+
+    project = make_captioned_project(
+        [
+            ["mzh_style", "1girl", "white dress"],
+            ["mzh_style", "1girl", "white dress", "smile"],
+            ["mzh_style", "black hair"],
+        ],
+        [["1girl", "black dress"]],
+    )
+    config = project.config
+    config.model.path = str(tiny_model.diffusers_dir)
+    config.train.output_name = "mzh"
+    config = dataclasses.replace(config, sample=dataclasses.replace(config.sample, **SAMPLE_SETTINGS))
+    save_config(config, project.config_path)
+    project.output_dir.mkdir(parents=True, exist_ok=True)
+    for path in tiny_lokr_files:
+        shutil.copy2(path, project.output_dir / path.name)
+    return Project.open(project.root)

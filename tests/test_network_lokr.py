@@ -123,6 +123,18 @@ def test_multiplier_zero_and_restore_give_the_base_model_back(tiny_parts, tiny_b
     )
 
 
+def test_apply_and_restore_leave_the_layers_as_they_were(tiny_parts):
+    unet, te1, te2 = tiny_parts
+    network = build_network(unet, (te1, te2), LOW_RANK)
+    layers = [network.target(name).module for name in network.names]
+    before = [sorted(layer.__dict__) for layer in layers]
+    for _ in range(3):
+        network.apply_to()
+        assert all("forward" in layer.__dict__ for layer in layers)
+        network.restore()
+    assert [sorted(layer.__dict__) for layer in layers] == before  # no forward left on the instance
+
+
 def test_module_class_can_be_replaced(tiny_parts):
     class FasterLokr(LokrModule):
         """Stands for another implementation with LokrModule's constructor and state."""

@@ -191,6 +191,8 @@ def test_sample_prompts_file(prepared_project, tmp_path):
 
 def test_sampling_without_prompts_is_noted(prepared_project, tmp_path):
     project = prepared_project(n_target=2, n_reg=2, size=(256, 256))
+    for caption in project.concept_dir("target").glob("*.txt"):  # no captions: no default prompts
+        caption.unlink()
     train = dataclasses.replace(project.config.train, sample_every_epochs=25)
     project = dataclasses.replace(project, config=dataclasses.replace(project.config, train=train))
     _, result, _, training = _exported(project, tmp_path / "kohya")

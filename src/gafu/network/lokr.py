@@ -130,6 +130,7 @@ class LokrNetwork(nn.Module):
         if self._applied:
             for module in reversed(list(self.lokr_modules())):
                 module.restore()
+                _drop_own_forward(module.org_module[0])
             self._applied = False
 
     @torch.no_grad()
@@ -149,6 +150,20 @@ class LokrNetwork(nn.Module):
     def trainable_parameter_count(self) -> int:
         """Number of trainable values."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def _drop_own_forward(layer: nn.Module) -> None:
+    """Undo what LyCORIS's `restore` leaves: the layer's own forward as an instance attribute.
+
+    Without this, every apply/restore leaves the layer a reference to itself, and the layer is
+    not exactly as it was before the network came.
+    """
+    forward = layer.__dict__.get("forward")
+    if (
+        getattr(forward, "__self__", None) is layer
+        and getattr(forward, "__func__", None) is type(layer).forward
+    ):
+        del layer.__dict__["forward"]
 
 
 def build_network(

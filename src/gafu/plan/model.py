@@ -164,7 +164,7 @@ class MemoryPlan:
 class SamplePlan:
     """Sample grids (P10) with the family's sampler preset and `[sample]` overrides."""
 
-    prompts: list[str]  # without the trigger; empty = built by `gafu sample` from the dataset's tags
+    prompts: list[str]  # without the trigger; `[sample] prompts`, else the most typical target captions
     negative: str
     weights: list[float]
     seed: int

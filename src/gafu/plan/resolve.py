@@ -56,6 +56,7 @@ from gafu.plan.model import (
 from gafu.plan.network import NetworkDescriber, alpha_note, describe_lokr_network, layer_widths, lokr_settings
 from gafu.plan.validate import check_network, check_prediction, check_train
 from gafu.project import Project
+from gafu.sample.prompts import dataset_prompts
 
 # gafu's choice: a batch × accumulation pair may miss the effective batch (P2) by this much
 # when the exact pair would need a smaller, slower batch; the plan says so when it does.
@@ -135,7 +136,7 @@ def resolve_plan(
         loss=loss,
         run=run,
         memory=memory,
-        sample=_sample_plan(config, family, sources),
+        sample=_sample_plan(project, family, sources),
         notes=notes,
         warnings=warnings,
     )
@@ -672,8 +673,8 @@ def _run_plan(project: Project, gpu: GpuInfo | None, sources: _Sources) -> RunPl
     )
 
 
-def _sample_plan(config: Config, family: ModelFamily, sources: _Sources) -> SamplePlan:
-    sample = config.sample
+def _sample_plan(project: Project, family: ModelFamily, sources: _Sources) -> SamplePlan:
+    sample = project.config.sample
     preset = f"family {family.name} sampler preset"
 
     def override_or(name: str, key: str, fallback: Any, origin: str = preset) -> Any:
@@ -684,8 +685,12 @@ def _sample_plan(config: Config, family: ModelFamily, sources: _Sources) -> Samp
 
     side = f"family {family.name} training side (D4)"
     return SamplePlan(
-        prompts=sources.config(
-            "sample.prompts", "sample", "prompts", default_source="gafu default: from the dataset's tags"
+        prompts=(
+            sources.config("sample.prompts", "sample", "prompts")
+            if sample.prompts
+            else sources.set(
+                "sample.prompts", dataset_prompts(project), "gafu default: the most typical target captions"
+            )
         ),
         negative=sources.config("sample.negative", "sample", "negative"),
         weights=sources.config("sample.weights", "sample", "weights"),

@@ -84,7 +84,7 @@ def save_epoch(root: Path, name: str, emit, epoch: int, step: int) -> None:
     file = f"{name}-e{epoch:06d}.safetensors"
     (root / "output" / file).write_bytes(b"{}")
     emit("save", epoch=epoch, step=step, path=f"output/{file}")
-    grid = root / "output" / "samples" / f"e{epoch:06d}" / "grid.png"
+    grid = root / "output" / "samples" / f"e{epoch:06d}" / "grid-p01.png"
     grid.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (96, 64), (40 * epoch % 255, 120, 200)).save(grid)
     emit("sample", epoch=epoch, grids=[grid.relative_to(root).as_posix()], html=None)

@@ -133,7 +133,7 @@ def test_plan_values_and_an_override_with_its_error(browser, ui_project, serve, 
     )
 
 
-def test_train_shows_live_progress_and_grids_then_sample_compares_epochs(
+def test_train_shows_live_progress_and_grids_then_the_epochs_side_by_side(
     browser, ui_project, serve, screenshot_dir, monkeypatch
 ):
     monkeypatch.setenv("FAKE_STEP_SECONDS", "0.2")
@@ -168,4 +168,26 @@ def test_train_shows_live_progress_and_grids_then_sample_compares_epochs(
     wait(browser, lambda d: len(by_css(d, "#compare > div")) == 1)
     by_css(browser, "#epoch-choice input")[0].click()
     wait(browser, lambda d: len(by_css(d, "#compare > div")) == 2)
+
+
+def test_sample_page_renders_epochs_side_by_side_with_gafu_sample(
+    browser, sample_project, serve, screenshot_dir
+):
+    client = serve(sample_project.root)
+    open_page(browser, client, "sample")
+    wait(browser, lambda d: len(by_css(d, "#lokr-files tr")) == 2)
+    for box in by_css(browser, ".epoch-pick"):
+        box.click()
+    browser.find_element("id", "sample-weights").send_keys("1")
+    browser.find_element("id", "sample-epochs").click()
+    wait(browser, lambda d: "rendered epochs 1,2" in text_of(d, "sample-status"), timeout=240)
+    wait(
+        browser,
+        lambda d: [g.get_attribute("data-group") for g in by_css(d, "#compare > div")] == ["epochs-1-2-w1"],
+    )
+    images = by_css(browser, "#compare img")
+    assert len(images) == 2  # a grid per default prompt: rows are the epochs
+    wait(
+        browser, lambda d: all(img.get_attribute("naturalWidth") != "0" for img in by_css(d, "#compare img"))
+    )
     shoot(browser, screenshot_dir, "sample")

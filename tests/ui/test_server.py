@@ -350,16 +350,31 @@ def test_sample_refuses_files_that_are_not_lokr_outputs(ui_project, serve):
     assert client.get("/api/sample/status").json == {"state": "idle"}
 
 
-def test_sample_runs_the_sampler_on_a_lokr_file(ui_project, serve):
-    client = serve(ui_project.root)
-    lokr = ui_project.root / "output" / "mzh_style-e000010.safetensors"
-    lokr.parent.mkdir(exist_ok=True)
-    lokr.write_bytes(b"{}")
-    client.server.api.sampler.program = [sys.executable, "-c", "import sys; print('sampled', sys.argv[1:])"]
-    assert client.post("/api/sample", {"lokr": lokr.name}).status == 200
-    wait_for(lambda: client.get("/api/sample/status").json["state"] != "running")
+@pytest.mark.slow
+def test_sample_renders_a_grid_of_a_lokr_file_with_gafu_sample(sample_project, serve):
+    client = serve(sample_project.root)
+    assert client.post("/api/sample", {"lokr": "mzh-e000001.safetensors", "weights": "0, 1"}).status == 200
+    assert client.post("/api/sample", {"lokr": "mzh-e000002.safetensors"}).status == 409  # one at a time
+    wait_for(lambda: client.get("/api/sample/status").json["state"] != "running", seconds=240)
     status = client.get("/api/sample/status").json
-    assert status["state"] == "done" and "--lokr" in status["log"] and lokr.name in status["log"]
+    assert status["state"] == "done", status["log"]
+    outputs = client.get("/api/outputs").json
+    group = next(g for g in outputs["grids"] if g["name"] == "mzh-e000001")
+    assert group["epoch"] == 1 and len(group["grids"]) == 2  # one grid per default prompt
+    assert all("/grid-" in url for url in group["grids"])  # single pictures are not listed
+    assert client.get(group["grids"][0]).headers["Content-Type"] == "image/png"
+    assert outputs["index"] == "/files/output/samples/index.html"
+
+
+def test_sample_bad_requests(sample_project, serve):
+    client = serve(sample_project.root)
+    assert client.post("/api/sample", {"lokr": "mzh-e000001.safetensors", "weights": "1,lots"}).status == 400
+    assert client.post("/api/sample", {"epochs": "1,2"}).status == 400
+    assert client.post("/api/sample", {"epochs": [9]}).status == 200  # gafu sample itself names the problem
+    wait_for(lambda: client.get("/api/sample/status").json["state"] != "running", seconds=120)
+    status = client.get("/api/sample/status").json
+    assert status["state"] == "failed" and status["returncode"] == 2
+    assert "no LoKr for epoch 9" in status["log"]
 
 
 # --- files and guards --------------------------------------------------------------------------------

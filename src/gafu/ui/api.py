@@ -243,18 +243,41 @@ class Api:
     def get_outputs(self, query: dict[str, str]) -> dict[str, Any]:
         """LoKr files and sample grids, by epoch."""
         project = self.project()
-        return {"lokr": _lokr_files(project), "grids": _grid_groups(project)}
+        index = project.output_dir / "samples" / "index.html"
+        return {
+            "lokr": _lokr_files(project),
+            "grids": _grid_groups(project),
+            "index": relative_url(project.root, index) if index.is_file() else None,
+        }
 
     def post_sample(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Render the plan's weight × prompt grid for one saved LoKr (`gafu sample --lokr`)."""
-        name = str(body.get("lokr", ""))
+        """Render grids with `gafu sample`: one LoKr file at several weights, or saved epochs side by side.
+
+        `{"lokr": "name-e000010.safetensors", "weights": "0,0.5,1"}`, or `{"epochs": [50, 100]}`.
+        """
+        weights = str(body.get("weights") or "").replace(" ", "")
+        if weights:
+            for part in weights.split(","):
+                _number(part, "weights")
+        extra = ["--weights", weights] if weights else []
+        if body.get("epochs"):
+            epochs = body["epochs"]
+            if not isinstance(epochs, list) or not all(isinstance(e, int) and e >= 0 for e in epochs):
+                raise GafuError("epochs must be a list of epoch numbers")
+            listed = ",".join(str(e) for e in epochs)
+            return {"pid": self.sampler.start(["--epochs", listed, *extra], f"epochs {listed}")}
+        path = self._lokr_file(str(body.get("lokr", "")))
+        return {"pid": self.sampler.start(["--lokr", str(path), *extra], path.name)}
+
+    def _lokr_file(self, name: str) -> Path:
+        """A `.safetensors` file directly in output/ (nothing else may be named)."""
         try:
             path = project_file(self.root, f"output/{name}")
         except OutsideProject as exc:
             raise NotFound(f"no LoKr file output/{name}", hint="pick one from the list") from exc
         if path.suffix != ".safetensors" or path.parent != self.root / "output":
             raise NotFound(f"no LoKr file output/{name}", hint="pick one from the list")
-        return {"pid": self.sampler.start(path)}
+        return path
 
     def get_sample_status(self, query: dict[str, str]) -> dict[str, Any]:
         """The sampler's state and log."""
@@ -458,9 +481,11 @@ def _lokr_files(project: Project) -> list[dict[str, Any]]:
 
 def _grid_groups(project: Project) -> list[dict[str, Any]]:
     """Grids under output/samples/<folder>/ (a training epoch `e000010` or a LoKr file's stem)."""
+    from gafu.sample.grid import GRID_PREFIX
+
     samples = project.output_dir / "samples"
     groups: dict[str, list[Path]] = {}
-    for grid in sorted(samples.rglob("*.png")) if samples.is_dir() else []:
+    for grid in sorted(samples.rglob(f"{GRID_PREFIX}*.png")) if samples.is_dir() else []:
         folder = grid.relative_to(samples).parts[0] if len(grid.relative_to(samples).parts) > 1 else ""
         groups.setdefault(folder, []).append(grid)
     items = [

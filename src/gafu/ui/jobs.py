@@ -228,12 +228,12 @@ def _relative(root: Path, path: Path) -> str:
 
 @dataclass
 class Sampler:
-    """One `gafu sample PROJECT --lokr FILE` child at a time."""
+    """One `gafu sample PROJECT …` child at a time."""
 
     root: Path
-    program: list[str] = field(default_factory=lambda: gafu_command("sample"))  # + PROJECT --lokr FILE
+    program: list[str] = field(default_factory=lambda: gafu_command("sample"))  # + PROJECT + options
     process: subprocess.Popen | None = None
-    lokr: str = ""
+    what: str = ""  # what is being rendered, for the page
     guard: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -241,22 +241,22 @@ class Sampler:
         """What the sampler printed."""
         return self.root / "output" / "logs" / "ui-sample.log"
 
-    def start(self, lokr: Path) -> int:
-        """Render the plan's grid for one LoKr file."""
+    def start(self, options: list[str], what: str) -> int:
+        """Run `gafu sample PROJECT OPTIONS` (e.g. `--lokr FILE --weights 0,1`)."""
         with self.guard:
             if self.process is not None and self.process.poll() is None:
-                raise JobConflict(f"already sampling {self.lokr}", hint="wait for it to finish")
+                raise JobConflict(f"already rendering {self.what}", hint="wait for it to finish")
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with self.log.open("wb") as log:
                 self.process = subprocess.Popen(
-                    [*self.program, str(self.root), "--lokr", str(lokr)],
+                    [*self.program, str(self.root), *options],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=child_env(),
                     cwd=self.root,
                 )
-            self.lokr = lokr.name
+            self.what = what
             return self.process.pid
 
     def status(self) -> dict[str, Any]:
@@ -265,7 +265,7 @@ class Sampler:
             return {"state": "idle"}
         code = self.process.poll()
         state = "running" if code is None else "done" if code == 0 else "failed"
-        return {"state": state, "lokr": self.lokr, "returncode": code, "log": log_tail(self.log)}
+        return {"state": state, "what": self.what, "returncode": code, "log": log_tail(self.log)}
 
 
 # --- tagging ----------------------------------------------------------------------------------------

@@ -100,7 +100,9 @@ def _train_state(project: Project, training: bool, inputs_time: float) -> StageS
 
 
 def _sample_state(project: Project) -> StageState:
-    grids = list((project.output_dir / "samples").rglob("*.png"))
+    from gafu.sample.grid import GRID_PREFIX
+
+    grids = list((project.output_dir / "samples").rglob(f"{GRID_PREFIX}*.png"))
     if not grids:
         return StageState("sample", "todo", "no sample grids yet")
     lokr_time = newest(project.output_dir.glob("*.safetensors"))

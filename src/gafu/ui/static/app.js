@@ -472,13 +472,16 @@ async function stopTraining() {
 async function showSample() {
   const outputs = await guarded(() => api("/api/outputs"));
   if (!outputs) return;
-  $("lokr-files").replaceChildren(...outputs.lokr.map((file) => el("tr", {},
-    el("td", {}, file.epoch === null ? "final" : `epoch ${file.epoch}`),
+  $("lokr-files").replaceChildren(...outputs.lokr.map((file) => el("tr", { "data-name": file.name },
+    el("td", {}, file.epoch === null ? "final" : el("label", {}, el("input", { type: "checkbox", class: "epoch-pick", value: file.epoch }), ` epoch ${file.epoch}`)),
     el("td", {}, el("a", { href: file.url }, file.name), el("span", { class: "muted" }, ` ${file.mb} MB`)),
-    el("td", {}, el("button", { class: "small", onclick: () => renderSample(file.name) }, "Render grid")))));
+    el("td", {}, el("button", { class: "small render", onclick: () => renderSample({ lokr: file.name }) }, "Render grid")))));
   if (!outputs.lokr.length) $("lokr-files").replaceChildren(el("tr", {}, el("td", { class: "muted" }, "no LoKr files yet: train first")));
+  $("sample-index").replaceChildren(outputs.index ? el("a", { href: outputs.index, target: "_blank" }, "all grids (index.html)") : "");
   ui.gridGroups = outputs.grids;
-  const chosen = new Set(ui.compare || outputs.grids.slice(-2).map((g) => g.name));
+  const known = new Set(outputs.grids.map((g) => g.name));
+  const kept = (ui.compare || []).filter((name) => known.has(name));
+  const chosen = new Set(kept.length ? kept : outputs.grids.slice(-2).map((g) => g.name));
   $("epoch-choice").replaceChildren(...outputs.grids.map((group) => el("label", {},
     el("input", { type: "checkbox", value: group.name, ...(chosen.has(group.name) ? { checked: "" } : {}), onchange: renderCompare }), ` ${group.name}`)));
   if (!outputs.grids.length) $("epoch-choice").replaceChildren(el("span", { class: "muted" }, "no grids yet"));
@@ -495,20 +498,30 @@ function renderCompare() {
     group.grids.map((url) => el("img", { src: url, alt: url })))));
 }
 
-async function renderSample(name) {
-  const started = await guarded(() => api("/api/sample", { lokr: name }));
-  if (started) pollSampler();
+async function renderSample(request) {
+  const started = await guarded(() => api("/api/sample", { ...request, weights: $("sample-weights").value }));
+  if (started) { ui.sampledShown = null; pollSampler(); }
+}
+
+function renderEpochs() {
+  const epochs = [...document.querySelectorAll(".epoch-pick:checked")].map((box) => Number(box.value));
+  if (epochs.length < 2) { say("tick two or more epochs first", true); return; }
+  renderSample({ epochs });
 }
 
 async function pollSampler() {
   const status = await guarded(() => api("/api/sample/status"));
   if (!status) return;
-  const text = { idle: "", running: `rendering ${status.lokr}…`, done: `rendered ${status.lokr}`, failed: `gafu sample failed (exit ${status.returncode})` };
+  const text = { idle: "", running: `rendering ${status.what}…`, done: `rendered ${status.what}`, failed: `gafu sample failed (exit ${status.returncode})` };
   $("sample-status").textContent = text[status.state];
   $("sample-log").hidden = status.state !== "failed";
   $("sample-log").textContent = status.log || "";
   if (status.state === "running") setTimeout(pollSampler, 1000);
-  else if (status.state === "done" && ui.page === "sample" && ui.sampledShown !== status.lokr) { ui.sampledShown = status.lokr; showSample(); }
+  else if (status.state === "done" && ui.page === "sample" && ui.sampledShown !== status.what) {
+    ui.sampledShown = status.what;
+    ui.compare = null;
+    showSample();
+  }
 }
 
 // --- wiring ----------------------------------------------------------------------------------------------
@@ -530,6 +543,7 @@ function wire() {
   on("overrides-save", "click", saveOverrides);
   on("train-start", "click", startTraining);
   on("train-stop", "click", stopTraining);
+  on("sample-epochs", "click", renderEpochs);
   window.addEventListener("hashchange", route);
   route();
 }

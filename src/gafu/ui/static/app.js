@@ -521,6 +521,7 @@ async function pollSampler() {
     ui.sampledShown = status.what;
     ui.compare = null;
     showSample();
+    refreshState();
   }
 }
 

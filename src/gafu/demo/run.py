@@ -90,7 +90,7 @@ def run_demo(
     _timed("plan", lambda: _plan(project), record)
     result = DemoResult(folder=folder, project=project.root, report=folder / "report.html", stages=stages)
     _timed("train", lambda: _train(project, result), record)
-    _timed("sample", lambda: _sample(project, result, settings), record)
+    _timed("sample", lambda: _sample(project, result), record)
 
     from gafu.demo.report import write_demo_report
 
@@ -242,8 +242,18 @@ def _train(project, result: DemoResult) -> tuple[None, str, dict]:
     raise NotImplementedError
 
 
-def _sample(project, result: DemoResult, settings: DemoSettings) -> tuple[None, str, dict]:
-    raise NotImplementedError
+def _sample(project, result: DemoResult) -> tuple[None, str, dict]:
+    from gafu.sample.samples import SampleRequest, render_samples
+
+    request = SampleRequest(lokr_files=[result.lokr] if result.lokr else [])
+    samples = render_samples(project, request)
+    result.grids = list(samples.grids)
+    weights = project.config.sample.weights
+    text = (
+        f"{len(samples.grids)} grids of {len(weights)} weights ({', '.join(f'{w:g}' for w in weights)}) "
+        f"× with/without the trigger, {samples.rendered} pictures (P10)"
+    )
+    return None, text, {"index": samples.index, "grids": samples.grids}
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -155,6 +155,7 @@ def browser():
             pytest.skip(f"browser tests need Chromium and chromedriver (apt-get install {packages}): {why}")
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to fail on script errors
     for argument in (
         "--headless=new",
         "--no-sandbox",

@@ -17,6 +17,15 @@ pytestmark = pytest.mark.slow
 TIMEOUT = 30
 
 
+@pytest.fixture(autouse=True)
+def no_script_errors(browser):
+    """Fail a test whose page logged a script error (a syntax error shows only as a page that stays empty)."""
+    browser.get_log("browser")  # drop what earlier tests left
+    yield
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not [e for e in errors if "Uncaught" in e or "app.js" in e], errors
+
+
 def wait(driver, condition, timeout: float = TIMEOUT):
     """Wait until `condition(driver)` is truthy and return it."""
     from selenium.common.exceptions import StaleElementReferenceException
@@ -111,6 +120,7 @@ def test_plan_values_and_an_override_with_its_error(browser, ui_project, serve, 
     open_page(browser, client, "plan")
     wait(browser, lambda d: d.find_elements("id", "plan-steps"), timeout=60)
     assert text_of(browser, "plan-file-size").endswith("MB")
+    assert len(by_css(browser, "#plan-blocks tr")) > 2  # the LoKr modules by block
     assert by_css(browser, 'tr[data-name="batch.epochs"]')[0].text.endswith("recipe P1")
     shoot(browser, screenshot_dir, "plan")
     epochs = browser.find_element("id", "o-train-epochs")

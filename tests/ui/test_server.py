@@ -141,6 +141,8 @@ def test_bad_edits_change_nothing(ui_project, serve):
 
 def test_stats_and_check_report(ui_project, serve):
     client = serve(ui_project.root)
+    assert len(client.get("/api/tags/stats?top=2").json["tags"]) == 2
+    assert client.get("/api/tags/stats?top=many").status == 400
     stats = client.get("/api/tags/stats").json
     assert stats["sets"] == ["target", "reg"] and stats["captioned"] == {"target": 4, "reg": 3}
     first = {t["tag"]: t for t in stats["tags"]}
@@ -276,6 +278,7 @@ def test_train_runs_detached_streams_progress_and_shows_grids(ui_project, serve,
     assert kinds.count("save") == 2 and kinds.count("sample") == 2
     last_id = [line for line in stream.splitlines() if line.startswith("id: ")][-3]
     resumed = client.get("/api/train/events?once=1", headers={"Last-Event-ID": last_id[4:]}).body.decode()
+    assert client.get("/api/train/events?once=1", headers={"Last-Event-ID": "x"}).status == 200
     assert resumed.count("event: progress") == 2  # only what came after that event
     outputs = client.get("/api/outputs").json
     assert [f["epoch"] for f in outputs["lokr"]] == [1, 2, None]  # None: the final file
@@ -425,6 +428,7 @@ def test_project_files_and_thumbnails_are_served(ui_project, serve):
     thumb = client.get("/thumb/" + name)
     assert thumb.headers["Content-Type"] == "image/jpeg" and thumb.body[:2] == b"\xff\xd8"
     assert client.get("/thumb/" + name).body == thumb.body  # from the cache the second time
+    assert client.get("/thumb/gafu.toml").status == 404  # inside the project, but not a picture
     html = ui_project.root / "output" / "samples" / "index.html"
     html.parent.mkdir(parents=True)
     html.write_text("<script>alert(1)</script>", encoding="utf-8")

@@ -142,7 +142,7 @@ class Api:
         """Tag frequencies per set, side by side (`gafu tags stats`)."""
         from gafu.captions.stats import tag_stats
 
-        return tag_stats(self.project()).to_dict(int(query.get("top", "0") or 0))
+        return tag_stats(self.project()).to_dict(int(_number(query.get("top") or 0, "top")))
 
     def get_check(self, query: dict[str, str]) -> dict[str, Any]:
         """The `gafu check` report (also written to reports/check.json)."""
@@ -294,10 +294,13 @@ class Api:
         cached = self.root / ".gafu" / "cache" / "thumbs" / f"{key[:32]}.jpg"
         if cached.is_file():
             return cached.read_bytes()
-        with Image.open(path) as image:
-            image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            out = BytesIO()
-            image.convert("RGB").save(out, "JPEG", quality=85)
+        out = BytesIO()
+        try:
+            with Image.open(path) as image:
+                image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+                image.convert("RGB").save(out, "JPEG", quality=85)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise NotFound(f"{relative} is not a picture gafu can show ({exc})") from exc
         data = out.getvalue()
         with contextlib.suppress(GafuError, OSError):  # a cache that cannot be written only costs time
             write_bytes_atomic(cached, data)

@@ -57,32 +57,9 @@ def detached_options() -> dict[str, Any]:
 
 def pid_running(pid: int) -> bool:
     """True while process `pid` exists (a zombie of our own is reaped by `Popen.poll` first)."""
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":
-        return _windows_pid_running(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
+    import psutil
 
-
-def _windows_pid_running(pid: int) -> bool:
-    import ctypes
-
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return False
-    code = ctypes.c_ulong()
-    try:
-        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        return code.value == 259  # STILL_ACTIVE
-    finally:
-        kernel32.CloseHandle(handle)
+    return pid > 0 and psutil.pid_exists(pid)
 
 
 def lock_pid(lock: Path) -> int | None:

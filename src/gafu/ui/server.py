@@ -238,7 +238,8 @@ class Handler(BaseHTTPRequestHandler):
         Last-Event-ID) resumes where it left off. `?once=1` sends what is there and ends.
         """
         api, stopping = self.server.api, self.server.settings.stopping
-        offset = int(self.headers.get("Last-Event-ID") or query.get("offset") or 0)
+        given = self.headers.get("Last-Event-ID") or query.get("offset") or "0"
+        offset = int(given) if given.isdigit() else 0
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-store")

@@ -293,6 +293,16 @@ function renderPlan(plan) {
   $("plan-values").replaceChildren(...notes, ...blocks);
   const summary = plan.network.summary;
   const batch = plan.batch;
+  const byBlock = {};
+  for (const module of summary ? summary.modules : []) {
+    const block = byBlock[module.block] || (byBlock[module.block] = { modules: 0, parameters: 0 });
+    block.modules += 1;
+    block.parameters += module.parameters;
+  }
+  const blockTable = el("table", { class: "stats", id: "plan-blocks" },
+    el("tr", {}, el("th", {}, "block"), el("th", {}, "modules"), el("th", {}, "parameters")),
+    Object.entries(byBlock).map(([name, b]) => el("tr", {}, el("td", {}, name), el("td", { class: "n" }, b.modules),
+      el("td", { class: "n" }, b.parameters.toLocaleString()))));
   $("plan-network").replaceChildren(el("div", { class: "metrics" },
     el("div", {}, el("span", { class: "label" }, "steps"), el("span", { id: "plan-steps" }, `${batch.total_steps}`)),
     el("div", {}, el("span", { class: "label" }, "epochs × steps/epoch"), el("span", {}, `${batch.epochs} × ${batch.steps_per_epoch}`)),
@@ -300,7 +310,8 @@ function renderPlan(plan) {
     summary ? el("div", {}, el("span", { class: "label" }, "LoKr parameters"), el("span", {}, summary.trainable_parameters.toLocaleString())) : "",
     summary ? el("div", {}, el("span", { class: "label" }, `file size (${plan.run.save_dtype})`),
       el("span", { id: "plan-file-size" }, `${summary.file_mb[plan.run.save_dtype]} MB`)) : "",
-    summary ? el("div", {}, el("span", { class: "label" }, "modules"), el("span", {}, `${summary.modules.length}`)) : ""));
+    summary ? el("div", {}, el("span", { class: "label" }, "modules"), el("span", {}, `${summary.modules.length}`)) : ""),
+    summary ? el("details", {}, el("summary", {}, "LoKr modules by block"), blockTable) : "");
 }
 
 function renderOverrides(fields) {

@@ -88,12 +88,16 @@ class Client:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Client]]:
-    """Factory: a running server for a project folder (with the fake trainer), stopped afterwards."""
+    """Factory: a running server for a project folder, stopped afterwards.
+
+    Training runs `fake_trainer.py` unless `real_trainer=True` (then `python -m gafu train`).
+    """
     servers: list[UiServer] = []
 
-    def start(root: Path, *, remote: bool = False) -> Client:
+    def start(root: Path, *, remote: bool = False, real_trainer: bool = False) -> Client:
         server = make_server(root, "127.0.0.1", 0, remote=remote)
-        server.api.trainer.program = [sys.executable, str(FAKE_TRAINER)]
+        if not real_trainer:
+            server.api.trainer.program = [sys.executable, str(FAKE_TRAINER)]
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return Client(server)

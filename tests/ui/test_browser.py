@@ -165,7 +165,7 @@ def test_train_shows_live_progress_and_grids_then_the_epochs_side_by_side(
         browser,
         lambda d: all(img.get_attribute("naturalWidth") != "0" for img in by_css(d, "#train-grids img")),
     )
-    shoot(browser, screenshot_dir, "train")
+    shoot(browser, screenshot_dir, "train-contract")
 
     open_page(browser, client, "sample")
     wait(browser, lambda d: len(by_css(d, "#lokr-files tr")) == 3)  # two epochs and the final file

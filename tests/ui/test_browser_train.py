@@ -44,4 +44,4 @@ def test_a_real_training_run_shows_progress_and_a_sample_grid(browser, train_pro
     )
     final = project.output_dir / f"{project.output_name}.safetensors"
     assert final.is_file()
-    shoot(browser, screenshot_dir, "train-real")
+    shoot(browser, screenshot_dir, "train")

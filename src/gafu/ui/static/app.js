@@ -407,7 +407,8 @@ function onProgress(event) {
     renderTrainGrids();
   } else if (["done", "stopped", "error"].includes(event.event)) {
     $("train-state").textContent = `${event.event}: ${event.message || ""}`;
-    refreshState();
+    setTrainRunning(false);
+    setTimeout(refreshState, 1000);  // the trainer lets go of its lock as it exits
   }
 }
 

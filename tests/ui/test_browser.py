@@ -165,6 +165,7 @@ def test_train_shows_live_progress_and_grids_then_the_epochs_side_by_side(
         browser,
         lambda d: all(img.get_attribute("naturalWidth") != "0" for img in by_css(d, "#train-grids img")),
     )
+    wait(browser, lambda d: by_css(d, '.badge[data-stage="train"]')[0].text == "done")  # the lock is gone
     shoot(browser, screenshot_dir, "train-contract")
 
     open_page(browser, client, "sample")

@@ -44,4 +44,5 @@ def test_a_real_training_run_shows_progress_and_a_sample_grid(browser, train_pro
     )
     final = project.output_dir / f"{project.output_name}.safetensors"
     assert final.is_file()
+    wait(browser, lambda d: by_css(d, '.badge[data-stage="train"]')[0].text == "done")  # the lock is gone
     shoot(browser, screenshot_dir, "train")

@@ -56,7 +56,10 @@ async function refreshState() {
   $("project-name").textContent = `${state.name} · ${state.trigger} · ${state.family}`;
   for (const stage of state.stages) {
     const badge = document.querySelector(`.badge[data-stage="${stage.name}"]`);
-    if (badge) { badge.textContent = stage.status; badge.className = "badge " + stage.status; badge.title = stage.detail; }
+    if (!badge) continue;
+    badge.textContent = stage.name === "check" ? `check ${stage.status}` : stage.status;
+    badge.className = "badge " + stage.status;
+    badge.title = stage.detail;
   }
 }
 

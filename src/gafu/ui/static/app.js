@@ -80,7 +80,7 @@ function route() {
 async function showDataset(params) {
   if (params.has("pictures")) ui.onlyPictures = params.get("pictures");
   if (params.has("tags")) { $("filter-tags").value = params.get("tags"); $("filter-mode").value = params.get("mode") || "any"; }
-  await Promise.all([loadPictures(), loadStats()]);
+  await Promise.all([loadPictures(), loadStats(), refreshState()]);
 }
 
 async function loadPictures() {
@@ -139,14 +139,14 @@ async function applyEdit() {
   const changed = result.changed.target + result.changed.reg;
   say(`${action}: ${changed} of ${result.selected} caption(s) changed` + (result.notes.length ? ` — ${result.notes.join("; ")}` : "")
       + (changed ? " (Undo reverts it)" : ""));
-  await Promise.all([loadPictures(), loadStats()]);
+  await Promise.all([loadPictures(), loadStats(), refreshState()]);
 }
 
 async function undoEdit() {
   const result = await guarded(() => api("/api/tags/undo", {}));
   if (!result) return;
   say(result.entry === null ? "nothing to undo" : `undid edit ${result.entry} (${result.action}): ${result.restored.length} caption(s) restored`);
-  await Promise.all([loadPictures(), loadStats()]);
+  await Promise.all([loadPictures(), loadStats(), refreshState()]);
 }
 
 async function runCheck() {
@@ -154,6 +154,7 @@ async function runCheck() {
   box.textContent = "checking…";
   const report = await guarded(() => api("/api/check"));
   if (!report) { box.textContent = ""; return; }
+  refreshState();
   const cov = report.coverage;
   const share = cov.share === null ? "–" : Math.round(cov.share * 100) + "%";
   const pictureLink = (files, text) => el("a", { class: "link", onclick: () => filterBy("", "all", files.join(",")) }, text);

@@ -29,9 +29,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from gafu.errors import GafuError
-from gafu.ui.api import Api, FieldErrors, NotFound
+from gafu.ui.api import Api, NotFound
 from gafu.ui.files import OutsideProject, content_type, project_file
 from gafu.ui.jobs import JobConflict, progress_path, read_events
+from gafu.ui.overrides import FieldErrors
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY = 1 << 20  # bytes of JSON a request may send

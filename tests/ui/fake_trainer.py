@@ -71,13 +71,9 @@ def main() -> int:
 
 
 def running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    import psutil  # not os.kill(pid, 0): on Windows signal 0 is CTRL_C_EVENT
+
+    return psutil.pid_exists(pid)
 
 
 def save_epoch(root: Path, name: str, emit, epoch: int, step: int) -> None:

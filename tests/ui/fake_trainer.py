@@ -1,4 +1,4 @@
-"""A stand-in for `gafu train` that speaks CONTRACTS.md (progress.jsonl, output/STOP, train.lock).
+"""A stand-in for `gafu train` that keeps its contract (progress.jsonl, output/STOP, train.lock).
 
 The UI's tests start it instead of the real trainer where they test the UI's side of the
 contract (start twice, stop, the event stream, a detached child outliving the server), so they

@@ -3,7 +3,7 @@
 Training runs detached (its own session on POSIX, its own process group without a console on
 Windows), so closing the browser or stopping `gafu ui` leaves it running; the UI finds it again
 through `output/train.lock` and follows it through `output/logs/progress.jsonl`, and stops it by
-writing `output/STOP` (CONTRACTS: signals are not portable, a file is).
+writing `output/STOP` (signals are not portable to Windows; a file is).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def log_tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
 
 
 def progress_path(project_root: Path) -> Path:
-    """`output/logs/progress.jsonl`, where the trainer reports (CONTRACTS)."""
+    """`output/logs/progress.jsonl`, where `gafu train` reports each event."""
     return project_root / "output" / "logs" / "progress.jsonl"
 
 

@@ -1,7 +1,8 @@
 """The pages in headless Chromium: filter, edit and undo, a threshold, a plan override, a training run.
 
 Each test saves a screenshot of its page (see the `screenshot_dir` fixture). Training runs the
-stand-in trainer of `fake_trainer.py`, which writes progress, honours output/STOP and holds the lock as `gafu train` does.
+stand-in trainer of `fake_trainer.py`, which writes progress, honours output/STOP and holds the
+lock as `gafu train` does.
 """
 
 from __future__ import annotations

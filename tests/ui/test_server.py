@@ -261,7 +261,7 @@ def test_overrides_need_a_values_object(ui_project, serve):
     assert client.post("/api/plan/overrides", {"values": ["train.epochs"]}).status == 400
 
 
-# --- training (the stand-in trainer keeps gafu train's contract) ---------------------------------------------------
+# --- training (the stand-in trainer keeps gafu train's contract) ------------------------------
 def test_train_runs_detached_streams_progress_and_shows_grids(ui_project, serve, monkeypatch):
     monkeypatch.setenv("FAKE_STEP_SECONDS", "0.05")
     client = serve(ui_project.root)

@@ -514,3 +514,17 @@ def test_gafu_ui_command_names_a_missing_project(tmp_path):
         [sys.executable, "-m", "gafu", "ui", str(tmp_path / "nope")], capture_output=True, text=True, env=env
     )
     assert done.returncode == 2 and "no such project folder" in done.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(ui_project):
+    import socket
+
+    from gafu.errors import GafuError
+    from gafu.ui.server import make_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(GafuError, match=f"cannot listen on 127.0.0.1:{port}.*--port"):
+            make_server(ui_project.root, "127.0.0.1", port)

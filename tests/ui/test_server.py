@@ -528,3 +528,15 @@ def test_a_port_in_use_is_a_clear_error(ui_project):
         port = taken.getsockname()[1]
         with pytest.raises(GafuError, match=f"cannot listen on 127.0.0.1:{port}.*--port"):
             make_server(ui_project.root, "127.0.0.1", port)
+
+
+def test_odd_file_names_keep_working_urls(ui_project, serve):
+    from tests.conftest import add_prepared_picture
+
+    path = add_prepared_picture(ui_project, "target", "a #1 100%.png", (200, 30, 30))
+    path.with_suffix(".txt").write_text("mzh_style, red theme", encoding="utf-8")
+    client = serve(ui_project.root)
+    picture = next(p for p in client.get("/api/pictures").json["pictures"] if p["name"].endswith("100%.png"))
+    assert "#" not in picture["url"] and "%25" in picture["url"]
+    assert client.get(picture["url"]).body == path.read_bytes()
+    assert client.get(picture["thumb"]).headers["Content-Type"] == "image/jpeg"

@@ -22,7 +22,7 @@ from gafu.errors import ConfigError, GafuError
 from gafu.fsio import write_bytes_atomic
 from gafu.project import Project
 from gafu.ui import state
-from gafu.ui.files import OutsideProject, project_file, relative_url
+from gafu.ui.files import OutsideProject, project_file, relative_url, url_of_name
 from gafu.ui.jobs import Sampler, Tagger, Trainer
 from gafu.ui.overrides import FieldErrors, apply_overrides, field_errors, override_fields
 
@@ -339,7 +339,7 @@ def _picture_data(project: Project, item, name: str) -> dict[str, Any]:
         "name": name,
         "set": item.set,
         "url": relative_url(project.root, item.picture.path),
-        "thumb": "/thumb/" + name,
+        "thumb": url_of_name(name, "thumb"),
         "tags": item.tags,
         "captioned": item.has_caption,
         "error": str(item.error) if item.error else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from gafu.errors import GafuError
 
@@ -55,6 +55,11 @@ def content_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def relative_url(root: Path, path: Path) -> str:
-    """`/files/<path relative to root>` for a file inside the project."""
-    return "/files/" + path.resolve().relative_to(root.resolve()).as_posix()
+def relative_url(root: Path, path: Path, route: str = "files") -> str:
+    """The `/files/…` URL (`/thumb/…` with route="thumb") of a file inside the project, URL-encoded."""
+    return url_of_name(path.resolve().relative_to(root.resolve()).as_posix(), route)
+
+
+def url_of_name(name: str, route: str = "files") -> str:
+    """`/<route>/<name>` with the name URL-encoded (a `#`, `?` or `%` in a file name stays part of it)."""
+    return f"/{route}/" + quote(name)

@@ -20,6 +20,7 @@ from gafu.tagging.captions import build_caption, caption_rules
 from gafu.tagging.scores import load_scores, scores_path
 from gafu.tagging.select import select_tags
 from gafu.tagging.tag import set_thresholds
+from gafu.ui.files import url_of_name
 
 
 def preview_captions(project: Project) -> dict[str, Any]:
@@ -38,7 +39,7 @@ def _preview_set(project: Project, which: SetName, manifest: Manifest) -> dict[s
         key = picture.path.relative_to(project.root).as_posix()
         entry = scores.pictures.get(key)
         current = _current_tags(picture.caption_path)
-        row: dict[str, Any] = {"name": key, "thumb": "/thumb/" + key, "current": current}
+        row: dict[str, Any] = {"name": key, "thumb": url_of_name(key, "thumb"), "current": current}
         if entry is None:
             row.update(preview=None, changed=False, edited=False, note="no stored scores")
         else:

@@ -39,6 +39,9 @@ async function guarded(action) {
   try { return await action(); } catch (error) { say(error.message, true); return undefined; }
 }
 
+// A project path as a /files/ URL: each segment encoded, so `#`, `?` and `%` in names survive.
+const fileUrl = (path) => "/files/" + path.split("/").map(encodeURIComponent).join("/");
+
 const query = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null)).toString();
 
 function tagChips(tags, trigger, marks = {}) {
@@ -405,9 +408,9 @@ function onProgress(event) {
     drawLoss();
   } else if (event.event === "save") {
     run.saves.push(event);
-    $("train-saves").replaceChildren(...run.saves.map((s) => el("div", {}, `epoch ${s.epoch} (step ${s.step}): `, el("a", { href: "/files/" + s.path }, s.path))));
+    $("train-saves").replaceChildren(...run.saves.map((s) => el("div", {}, `epoch ${s.epoch} (step ${s.step}): `, el("a", { href: fileUrl(s.path) }, s.path))));
   } else if (event.event === "sample") {
-    run.grids[event.epoch] = event.grids;
+    run.grids[event.epoch] = event.grids.map(fileUrl);
     renderTrainGrids();
   } else if (["done", "stopped", "error"].includes(event.event)) {
     $("train-state").textContent = `${event.event}: ${event.message || ""}`;
@@ -444,14 +447,14 @@ function drawLoss() {
 function renderTrainGrids() {
   const epochs = Object.keys(run.grids).map(Number).sort((a, b) => b - a);
   $("train-grids").replaceChildren(...epochs.map((epoch) => el("div", { class: "epoch-grids", "data-epoch": epoch },
-    el("h4", {}, `epoch ${epoch}`), run.grids[epoch].map((path) => el("img", { src: "/files/" + path, alt: path })))));
+    el("h4", {}, `epoch ${epoch}`), run.grids[epoch].map((url) => el("img", { src: url, alt: url })))));
 }
 
 async function loadEpochGrids() {
   const outputs = await guarded(() => api("/api/outputs"));
   if (!outputs) return;
   for (const group of outputs.grids) {
-    if (group.epoch !== null && !run.grids[group.epoch]) run.grids[group.epoch] = group.grids.map((url) => url.replace(/^\/files\//, ""));
+    if (group.epoch !== null && !run.grids[group.epoch]) run.grids[group.epoch] = group.grids;
   }
   renderTrainGrids();
 }

@@ -606,3 +606,57 @@ def sample_project(make_captioned_project, tiny_model, tiny_lokr_files) -> Proje
     for path in tiny_lokr_files:
         shutil.copy2(path, project.output_dir / path.name)
     return Project.open(project.root)
+
+
+# --- training (gafu train) ---------------------------------------------------------------------
+# A project on the tiny model: 64 px pictures (never upscaled), a few epochs, fp32 on the CPU,
+# LoKr files in fp32
+# (so resumed and uninterrupted runs compare exactly).
+TRAIN_DEFAULTS = {
+    "resolution": 512,  # the smallest the plan accepts; 64 px pictures train at their own size
+    "epochs": 2,
+    "batch_size": 2,
+    "mixed_precision": "no",
+    "gradient_checkpointing": False,
+    "save_every_epochs": 1,
+    "save_dtype": "fp32",
+    "restart_every_epochs": 1,
+    "multires_noise_iterations": 2,
+}
+
+
+def configure_training(project: Project, **train: object) -> Project:
+    """Set `[train]` values in the project's gafu.toml (over TRAIN_DEFAULTS) and reopen it.
+
+    Samples taken during training are tiny too (SAMPLE_SETTINGS): the tiny model at the family's
+    side would take minutes.
+    """
+    import dataclasses
+
+    from gafu.config import save_config
+
+    config = project.config
+    config.train = dataclasses.replace(config.train, **{**TRAIN_DEFAULTS, **train})
+    config.sample = dataclasses.replace(config.sample, **SAMPLE_SETTINGS)
+    save_config(config, project.config_path)
+    return Project.open(project.root)
+
+
+@pytest.fixture
+def train_project(make_project, tiny_model) -> Callable[..., Project]:
+    """Factory: a prepared, captioned project on the tiny model, ready for `gafu train`."""
+
+    def make(n_target: int = 4, n_reg: int = 4, *, family: str = "sdxl", **train: object) -> Project:
+        project = make_project(
+            n_target=1, n_reg=1 if n_reg else 0, family=family, model=str(tiny_model.diffusers_dir)
+        )
+        trigger = project.config.project.trigger
+        extra = ["smile", "white dress", "black hair", "outdoors", "sky"]
+        target = [[trigger, "1girl", "solo", extra[i % 5], extra[(i + 2) % 5]] for i in range(n_target)]
+        write_captioned_set(project, "target", target, seed=300)
+        if n_reg:
+            reg = [["1girl", "solo", extra[i % 5], extra[(i + 1) % 5]] for i in range(n_reg)]
+            write_captioned_set(project, "reg", reg, seed=90_000)
+        return configure_training(project, **train)
+
+    return make

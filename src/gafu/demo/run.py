@@ -239,7 +239,23 @@ def _plan(project) -> tuple[None, str, dict]:
 
 
 def _train(project, result: DemoResult) -> tuple[None, str, dict]:
-    raise NotImplementedError
+    from gafu.network.files import read_lokr_file
+    from gafu.train.run import train
+
+    losses: list[float] = []
+
+    def listen(event: dict) -> None:
+        if event.get("event") == "step":
+            losses.append(float(event["loss"]))
+
+    run = train(project, callbacks=[listen])
+    result.lokr = run.lokr
+    lokr = read_lokr_file(run.lokr)
+    text = (
+        f"{run.step} optimizer steps, loss {losses[0]:.3f} → {losses[-1]:.3f}; {len(run.saved)} LoKr files "
+        f"({len(lokr.module_names())} modules, kohya/LyCORIS names) and a resumable state in output/"
+    )
+    return None, text, {"losses": [round(x, 4) for x in losses], "saved": run.saved, "state": run.state}
 
 
 def _sample(project, result: DemoResult) -> tuple[None, str, dict]:

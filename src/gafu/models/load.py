@@ -133,9 +133,14 @@ def load_base_model(
     )
 
 
-def load_project_model(project, *, dtype: torch.dtype = torch.bfloat16, device=None) -> BaseModel:
-    """Load the base model a project's `[model]` section names (paths relative to the project)."""
-    section = project.config.model
+def load_project_model(
+    project, *, dtype: torch.dtype = torch.bfloat16, device=None, section=None, family=None
+) -> BaseModel:
+    """Load the base model a project's `[model]` section names (paths relative to the project).
+
+    `section` replaces `[model]` with anything holding the same four paths (e.g. a plan's `model`).
+    """
+    section = section or project.config.model
     if not section.path:
         raise GafuError(
             f"no base model is set in {project.config_path}",
@@ -145,7 +150,7 @@ def load_project_model(project, *, dtype: torch.dtype = torch.bfloat16, device=N
     local = project.resolve(section.path)
     return load_base_model(
         local if local.exists() else section.path,
-        family=project.family,
+        family=family or project.family,
         dtype=dtype,
         config_dir=project.resolve(section.config) if section.config else None,
         tokenizers=project.resolve(section.tokenizers) if section.tokenizers else None,

@@ -1,0 +1,178 @@
+"""What one epoch holds: samples, buckets, micro-batches and shuffled captions (D4, D5, P2, P3, P7).
+
+Each picture trains at `gafu.plan.dataset.bucket_size` (the plan's rule). An epoch holds every
+target picture `repeats` times and as many regularization samples, spread over the reg buckets
+as `gafu.plan.dataset.micro_batches` counts them, so the epoch's batches and optimizer steps are
+the plan's. Everything random here is seeded by (seed, epoch): the same epoch is built the same
+way in every process and after a resume.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from gafu.captions.text import format_caption, read_caption
+from gafu.errors import GafuError
+from gafu.layout import DatasetPicture
+from gafu.plan.dataset import bucket_size, micro_batches, picture_size, size_key
+from gafu.plan.model import Plan, SetPlan
+from gafu.project import Project
+
+
+@dataclass(frozen=True)
+class TrainPicture:
+    """A prepared picture with what training needs to know about it."""
+
+    picture: DatasetPicture
+    size: tuple[int, int]  # (width, height) of the file
+    bucket: tuple[int, int]  # (width, height) it trains at
+    tags: tuple[str, ...]  # its caption's tags, in file order (the trigger first on target pictures)
+    loss_weight: float  # 1.0 on target; the prior-loss weight on regularization (P3)
+
+    @property
+    def is_reg(self) -> bool:
+        """True for a regularization picture."""
+        return self.picture.set == "reg"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One entry of an epoch: a picture and the caption it is shown with this time."""
+
+    picture: TrainPicture
+    caption: str
+
+
+Batch = list[Sample]  # one micro-batch: samples of one bucket
+
+
+def load_pictures(project: Project, plan: Plan) -> list[TrainPicture]:
+    """The plan's pictures with their buckets and captions; a dataset unlike the plan's is an error."""
+    pictures = []
+    for set_plan in filter(None, (plan.dataset.target, plan.dataset.reg)):
+        found = project.pictures(set_plan.name)
+        weight = 1.0 if set_plan.name == "target" else plan.dataset.prior_loss_weight
+        loaded = [_train_picture(p, plan.dataset.resolution, plan.dataset.bucket_step, weight) for p in found]
+        _check_against_plan(set_plan, loaded, project)
+        pictures.extend(loaded)
+    return pictures
+
+
+def _train_picture(picture: DatasetPicture, resolution: int, step: int, weight: float) -> TrainPicture:
+    if not picture.caption_path.is_file():
+        raise GafuError(
+            f"{picture.path} has no caption file", path=picture.caption_path, hint="run `gafu tag` first"
+        )
+    size = picture_size(picture.path)
+    return TrainPicture(
+        picture=picture,
+        size=size,
+        bucket=bucket_size(*size, resolution, step),
+        tags=tuple(read_caption(picture.caption_path).tags),
+        loss_weight=weight,
+    )
+
+
+def _check_against_plan(set_plan: SetPlan, pictures: list[TrainPicture], project: Project) -> None:
+    buckets = dict(sorted(Counter(size_key(p.bucket) for p in pictures).items()))
+    if len(pictures) != set_plan.pictures or buckets != set_plan.buckets:
+        folder = project.set_dir(set_plan.name)
+        raise GafuError(
+            f"the {set_plan.name} set in {folder} changed since the plan was made "
+            f"({len(pictures)} pictures in buckets {buckets}, "
+            f"the plan has {set_plan.pictures} in {set_plan.buckets})",
+            path=folder,
+            hint="start a new run with `gafu train --restart` (a resumed run must keep its dataset)",
+        )
+
+
+def samples_per_bucket(plan: Plan, pictures: list[TrainPicture]) -> dict[tuple[int, int], list[TrainPicture]]:
+    """The pictures of one epoch per bucket, each repeated as the epoch shows it (P3).
+
+    Target pictures appear `repeats` times. Regularization samples are as many as target samples
+    (P3), split over the reg buckets in proportion to their pictures and cycled through each
+    bucket's pictures in turn, as sd-scripts repeats reg pictures. A bucket's share is rounded
+    up, exactly as `micro_batches` counts it, so the epoch has the plan's batches.
+    """
+    by_bucket: dict[tuple[int, int], list[TrainPicture]] = defaultdict(list)
+    target = [p for p in pictures if not p.is_reg]
+    for picture in target:
+        by_bucket[picture.bucket].extend([picture] * picture.picture.repeats)
+    reg = plan.dataset.reg
+    reg_pictures = [p for p in pictures if p.is_reg]
+    if reg is not None and reg_pictures:
+        grouped: dict[tuple[int, int], list[TrainPicture]] = defaultdict(list)
+        for picture in reg_pictures:
+            grouped[picture.bucket].append(picture)
+        for bucket, members in sorted(grouped.items()):
+            share = math.ceil(round(reg.samples_per_epoch * len(members) / reg.pictures, 6))
+            by_bucket[bucket].extend(members[i % len(members)] for i in range(share))
+    return dict(sorted(by_bucket.items()))
+
+
+def epoch_batches(plan: Plan, pictures: list[TrainPicture], epoch: int) -> list[Batch]:
+    """The micro-batches of `epoch` (1-based) in training order: buckets batched apart, then shuffled."""
+    rng = random.Random(f"{plan.run.seed}:epoch:{epoch}")
+    batches: list[Batch] = []
+    for members in samples_per_bucket(plan, pictures).values():
+        order = list(members)
+        rng.shuffle(order)
+        for start in range(0, len(order), plan.batch.batch_size):
+            chunk = order[start : start + plan.batch.batch_size]
+            batches.append([Sample(p, caption_for(p.tags, plan, rng)) for p in chunk])
+    rng.shuffle(batches)
+    return batches
+
+
+def caption_for(tags: tuple[str, ...], plan: Plan, rng: random.Random) -> str:
+    """The caption shown this time: tags after the first `keep_tokens` shuffled (P7), none dropped."""
+    keep = plan.dataset.keep_tokens
+    head, tail = list(tags[:keep]), list(tags[keep:])
+    if plan.dataset.shuffle_caption:
+        rng.shuffle(tail)
+    return format_caption(head + tail)
+
+
+def optimizer_steps(batches: list[Batch], accumulation: int) -> list[list[Batch]]:
+    """The epoch's micro-batches grouped into optimizer steps of `accumulation` (the last may be short)."""
+    return [batches[i : i + accumulation] for i in range(0, len(batches), accumulation)]
+
+
+def check_counts(plan: Plan, pictures: list[TrainPicture]) -> None:
+    """Raise if the epoch this trainer builds does not have the plan's batches and steps (P2, P3)."""
+    batches = sum(
+        math.ceil(len(members) / plan.batch.batch_size)
+        for members in samples_per_bucket(plan, pictures).values()
+    )
+    counted = micro_batches(plan.dataset.target, plan.dataset.reg, plan.batch.batch_size)
+    steps = math.ceil(batches / plan.batch.gradient_accumulation)
+    if (
+        batches != plan.batch.micro_batches_per_epoch
+        or counted != batches
+        or steps != plan.batch.steps_per_epoch
+    ):
+        raise GafuError(
+            f"an epoch has {batches} batches in {steps} steps but the plan says "
+            f"{plan.batch.micro_batches_per_epoch} in {plan.batch.steps_per_epoch}",
+            hint="run `gafu train --restart` to plan the run again",
+        )
+
+
+def tag_frequency(pictures: list[TrainPicture]) -> dict[str, dict[str, int]]:
+    """kohya's `ss_tag_frequency`: concept folder → tag → pictures carrying it."""
+    frequency: dict[str, Counter[str]] = defaultdict(Counter)
+    for picture in pictures:
+        frequency[picture.picture.path.parent.name].update(picture.tags)
+    return {folder: dict(counts) for folder, counts in sorted(frequency.items())}
+
+
+def relative(path: Path, root: Path) -> str:
+    """`path` relative to the project root, POSIX style (as progress events name files)."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()

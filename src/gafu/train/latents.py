@@ -1,0 +1,154 @@
+"""The latent cache: each picture encoded once by the VAE in fp32 and kept on disk (P-cache_latents).
+
+A latent is keyed by the picture's content hash, its bucket and the VAE's identity (a hash of its
+config and weights), so a changed picture, bucket or VAE gets a new entry and every other run of
+any project reuses the old ones. Entries are written atomically: an interrupted cache is never
+read back half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gafu.fsio import atomic_path, sha256_file
+from gafu.images import load_picture
+from gafu.train.data import TrainPicture
+
+ENCODE_BATCH = 4  # pictures per VAE call while caching
+
+
+@dataclass(frozen=True)
+class CachedLatent:
+    """A picture's latent and the size conditioning SDXL gets with it."""
+
+    latent: torch.Tensor  # (4, H/8, W/8), already multiplied by the VAE's scaling factor
+    original_size: tuple[int, int]  # (height, width) of the picture file, as SDXL's time ids take it
+    crop_top_left: tuple[int, int]  # (top, left) of the crop taken after resizing
+
+
+def vae_identity(vae: torch.nn.Module) -> str:
+    """A hash of the VAE's config and weights: latents of another VAE are never reused."""
+    digest = hashlib.sha256(json.dumps(dict(vae.config), sort_keys=True, default=str).encode("utf-8"))
+    for name, tensor in sorted(vae.state_dict().items()):
+        digest.update(name.encode("utf-8"))
+        digest.update(tensor.detach().to("cpu", torch.float32).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def resize_and_crop(picture: TrainPicture) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The picture scaled to cover its bucket and centre-cropped to it, as sd-scripts does.
+
+    Returns a (3, H, W) tensor in [-1, 1] and the crop's (top, left).
+    """
+    image = load_picture(picture.picture.path).image
+    width, height = picture.size
+    bucket_w, bucket_h = picture.bucket
+    scale = max(bucket_w / width, bucket_h / height)
+    resized_w, resized_h = max(bucket_w, round(width * scale)), max(bucket_h, round(height * scale))
+    if (resized_w, resized_h) != (width, height):
+        image = image.resize((resized_w, resized_h), resample=_lanczos())
+    top, left = (resized_h - bucket_h) // 2, (resized_w - bucket_w) // 2
+    image = image.crop((left, top, left + bucket_w, top + bucket_h))
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)
+    return pixels / 127.5 - 1.0, (top, left)
+
+
+def _lanczos() -> int:
+    from PIL import Image
+
+    return Image.Resampling.LANCZOS
+
+
+def cache_path(cache_dir: Path, content_hash: str, bucket: tuple[int, int], vae_id: str) -> Path:
+    """Where a latent lives: `<hash[:2]>/<hash>-<W>x<H>-<vae id>.safetensors`."""
+    return cache_dir / content_hash[:2] / f"{content_hash}-{bucket[0]}x{bucket[1]}-{vae_id[:16]}.safetensors"
+
+
+def cached_latents(
+    pictures: list[TrainPicture],
+    vae: torch.nn.Module,
+    cache_dir: Path,
+    *,
+    device: torch.device,
+    on_progress=None,
+) -> tuple[dict[Path, CachedLatent], int]:
+    """Latents of every picture (read from the cache, or encoded once and written to it).
+
+    Returns the latents by picture path and how many were encoded now. `on_progress(done, total)`
+    is called as pictures are encoded.
+    """
+    from safetensors.torch import load_file
+
+    vae_id = vae_identity(vae)
+    result: dict[Path, CachedLatent] = {}
+    missing: list[tuple[TrainPicture, Path]] = []
+    for picture in pictures:
+        path = cache_path(cache_dir, sha256_file(picture.picture.path), picture.bucket, vae_id)
+        if path.is_file():
+            tensors = load_file(str(path))
+            result[picture.picture.path] = _entry(picture, tensors["latent"], tensors["crop_top_left"])
+        else:
+            missing.append((picture, path))
+    if missing:
+        _encode(missing, vae, device, result, on_progress)
+    return result, len(missing)
+
+
+def _encode(missing, vae, device, result, on_progress) -> None:
+    from safetensors.torch import save_file
+
+    by_bucket: dict[tuple[int, int], list] = {}
+    for item in missing:
+        by_bucket.setdefault(item[0].bucket, []).append(item)
+    vae_state = (vae.device, vae.dtype, vae.training)
+    vae.to(device).eval()
+    if vae.dtype != torch.float32:
+        vae.to(dtype=torch.float32)  # SDXL's VAE overflows in fp16
+    done = 0
+    try:
+        for items in by_bucket.values():
+            for start in range(0, len(items), ENCODE_BATCH):
+                chunk = items[start : start + ENCODE_BATCH]
+                pixels, crops = zip(*(resize_and_crop(p) for p, _ in chunk), strict=True)
+                latents = _encode_pixels(vae, torch.stack(pixels).to(device), chunk)
+                for (picture, path), latent, crop in zip(chunk, latents, crops, strict=True):
+                    tensors = {"latent": latent.contiguous(), "crop_top_left": torch.tensor(crop)}
+                    with atomic_path(path) as tmp:
+                        save_file(tensors, str(tmp))
+                    result[picture.picture.path] = _entry(
+                        picture, tensors["latent"], tensors["crop_top_left"]
+                    )
+                done += len(chunk)
+                if on_progress is not None:
+                    on_progress(done, len(missing))
+    finally:
+        vae.to(vae_state[0]).train(vae_state[2])
+        if vae.dtype != vae_state[1]:
+            vae.to(dtype=vae_state[1])
+
+
+@torch.no_grad()
+def _encode_pixels(vae, pixels: torch.Tensor, chunk) -> torch.Tensor:
+    # A sample of the latent distribution, with noise seeded by the picture's cache entry, so an
+    # entry is the same whenever it is computed.
+    distribution = vae.encode(pixels).latent_dist
+    latents = []
+    for index, (_, path) in enumerate(chunk):
+        generator = torch.Generator(device=pixels.device).manual_seed(int(path.stem[:15], 16))
+        mean, std = distribution.mean[index], distribution.std[index]
+        noise = torch.randn(mean.shape, generator=generator, device=pixels.device, dtype=mean.dtype)
+        latents.append((mean + std * noise) * vae.config.scaling_factor)
+    return torch.stack(latents).to("cpu", torch.float32)
+
+
+def _entry(picture: TrainPicture, latent: torch.Tensor, crop: torch.Tensor) -> CachedLatent:
+    width, height = picture.size
+    return CachedLatent(
+        latent=latent, original_size=(height, width), crop_top_left=(int(crop[0]), int(crop[1]))
+    )

@@ -1,0 +1,152 @@
+"""How a run tells the outside world: progress events to callbacks, `output/logs/progress.jsonl`
+(for other processes, e.g. the UI), TensorBoard and a progress bar.
+
+Events are plain dicts, the same for every listener (CONTRACTS.md): `start`, `step`, `save`,
+`sample`, and one of `done`, `stopped`, `error`. Only the main process reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Event = dict[str, Any]
+Callback = Callable[[Event], None]
+
+
+class ProgressLog:
+    """Appends one JSON object per line to `progress.jsonl`, flushed as it happens."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._failed = False
+
+    def __call__(self, event: Event) -> None:
+        """Append `event` (a full disk stops the log, not the run)."""
+        if self._failed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(event, ensure_ascii=False) + "\n")
+                handle.flush()
+        except OSError:
+            self._failed = True
+
+
+class TensorBoardLog:
+    """Loss, learning rates and timings as TensorBoard scalars under `output/logs`."""
+
+    def __init__(self, log_dir: Path):
+        self._log_dir = log_dir
+        self._writer = None
+
+    def __call__(self, event: Event) -> None:
+        """Write the scalars of a `step` event."""
+        if event["event"] != "step":
+            if event["event"] in ("done", "stopped", "error"):
+                self.close()
+            return
+        writer = self._open()
+        if writer is None:
+            return
+        step = event["step"]
+        writer.add_scalar("loss/step", event["loss"], step)
+        writer.add_scalar("lr/unet", event["lr_unet"], step)
+        if event.get("lr_te") is not None:
+            writer.add_scalar("lr/text_encoder", event["lr_te"], step)
+        writer.add_scalar("time/samples_per_s", event["samples_per_s"], step)
+        writer.add_scalar("time/step_s", event["step_s"], step)
+        writer.add_scalar("epoch", event["epoch"], step)
+
+    def _open(self):
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(log_dir=str(self._log_dir))
+            except (ImportError, OSError):
+                self._writer = False  # no TensorBoard (or no room for its log): the run goes on
+        return self._writer or None
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        if self._writer:
+            with contextlib.suppress(OSError):
+                self._writer.close()
+        self._writer = None
+
+
+class ProgressBar:
+    """A tqdm bar on stderr: step, epoch, loss, learning rate, samples/s and ETA."""
+
+    def __init__(self, enabled: bool = True):
+        self._enabled = enabled
+        self._bar = None
+
+    def __call__(self, event: Event) -> None:
+        """Move the bar on `step` events; print saves and the end."""
+        if not self._enabled:
+            return
+        kind = event["event"]
+        if kind == "start":
+            from tqdm import tqdm
+
+            done = event["resumed_from"] or 0
+            self._bar = tqdm(total=event["total_steps"], initial=done, unit="step", file=sys.stderr)
+        elif kind == "step" and self._bar is not None:
+            self._bar.update(event["step"] - self._bar.n)
+            self._bar.set_postfix_str(
+                f"epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.4f} "
+                f"lr {event['lr_unet']:.2e} {event['samples_per_s']:.1f} samples/s",
+                refresh=False,
+            )
+        elif kind in ("save", "sample") and self._bar is not None:
+            what = event.get("path") or ", ".join(event.get("grids", []))
+            self._bar.write(f"epoch {event['epoch']}: {kind}d {what}", file=sys.stderr)
+        elif kind in ("done", "stopped", "error") and self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class Reporter:
+    """Sends each event, stamped with the time, to every listener."""
+
+    def __init__(self, listeners: list[Callback]):
+        self._listeners = listeners
+
+    def __call__(self, kind: str, **fields: Any) -> Event:
+        """Build the event `{"event": kind, "time": now, **fields}` and hand it to every listener."""
+        event = {"event": kind, "time": round(time.time(), 3), **fields}
+        for listener in self._listeners:
+            listener(event)
+        return event
+
+
+class Throughput:
+    """Samples per second over the run's recent steps, and the time left."""
+
+    def __init__(self, window: int = 20):
+        self._window = window
+        self._steps: list[tuple[float, int]] = []
+
+    def add(self, seconds: float, samples: int) -> None:
+        """Record one optimizer step."""
+        self._steps = [*self._steps[-(self._window - 1) :], (seconds, samples)]
+
+    @property
+    def samples_per_s(self) -> float:
+        """Recent samples per second."""
+        seconds = sum(s for s, _ in self._steps)
+        return sum(n for _, n in self._steps) / seconds if seconds > 0 else 0.0
+
+    def eta(self, steps_left: int) -> float:
+        """Seconds left at the recent step time."""
+        if not self._steps:
+            return 0.0
+        return steps_left * sum(s for s, _ in self._steps) / len(self._steps)

@@ -10,7 +10,6 @@ from gafu.config import save_config
 from gafu.project import Project
 from tests.ui.test_browser import by_css, open_page, shoot, text_of, wait
 
-pytest.importorskip("gafu.train.run", reason="needs gafu train")
 pytestmark = pytest.mark.slow
 
 

@@ -540,3 +540,22 @@ def test_odd_file_names_keep_working_urls(ui_project, serve):
     assert "#" not in picture["url"] and "%25" in picture["url"]
     assert client.get(picture["url"]).body == path.read_bytes()
     assert client.get(picture["thumb"]).headers["Content-Type"] == "image/jpeg"
+
+
+@pytest.mark.slow
+def test_stop_and_start_twice_with_the_real_trainer(train_project, serve):
+    project = train_project(n_target=2, n_reg=2, epochs=50)
+    client = serve(project.root, real_trainer=True)
+    started = client.post("/api/train/start")
+    assert started.status == 200
+    assert client.post("/api/train/start").status == 409
+    wait_for(lambda: b'"event": "step"' in client.get("/api/train/events?once=1").body, seconds=240)
+    lock = project.output_dir / "train.lock"
+    assert lock.read_text(encoding="utf-8").strip() == str(started.json["pid"])
+    assert client.post("/api/train/stop").status == 200
+    assert client.server.api.trainer.process.wait(timeout=240) == 0
+    events = client.get("/api/train/events?once=1").body.decode()
+    assert '"event": "stopped"' in events and not lock.exists()
+    assert not (project.output_dir / "STOP").exists()  # the trainer took the request
+    assert list(project.output_dir.glob("*.safetensors"))  # it saved before stopping
+    assert not client.get("/api/train/status").json["running"]

@@ -246,12 +246,7 @@ def _open_sets(project: Project) -> list[_SetWork]:
         if not pictures:
             continue
         section = config.tag.for_set(which)
-        thresholds = Thresholds(
-            general=section.threshold,
-            character=config.tag.character_threshold,
-            mcut=section.mcut,
-            rating=config.tag.include_rating,
-        )
+        thresholds = set_thresholds(config, which)
         floor = config.tag.score_floor  # lower where a threshold is lower, so its tags are kept
         if not section.mcut:
             floor = min(floor, thresholds.general, thresholds.character)
@@ -274,6 +269,17 @@ def _open_sets(project: Project) -> list[_SetWork]:
             )
         )
     return work
+
+
+def set_thresholds(config: Config, which: SetName) -> Thresholds:
+    """How gafu.toml says one set's tags are chosen (T2)."""
+    section = config.tag.for_set(which)
+    return Thresholds(
+        general=section.threshold,
+        character=config.tag.character_threshold,
+        mcut=section.mcut,
+        rating=config.tag.include_rating,
+    )
 
 
 def _relative_key(root: Path, picture: DatasetPicture) -> str:

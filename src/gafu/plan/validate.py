@@ -67,7 +67,7 @@ def _train_warnings(train: TrainSection) -> Iterable[str]:
     if 0 < train.resolution < recipe.PAD_SIDE_RANGE[0]:
         yield (
             f"[train] resolution = {train.resolution} is below SDXL's {recipe.PAD_SIDE_RANGE[0]}: "
-            "SDXL-family models make blurry, broken pictures trained this small (D4); 0 uses the family's side"
+            "SDXL-family models trained this small make blurry, broken pictures (D4); 0 = the family's side"
         )
     if train.restart_every_epochs > train.epochs:
         yield (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from gafu import __version__
@@ -35,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")
+    # gafu prints its own progress and one-line errors; the libraries' notices (a dtype cast on
+    # a model without fp32-only modules, a missing optional torchvision) would only add noise.
+    # A user's own setting of these variables wins.
+    for library in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+        os.environ.setdefault(library, "error")
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -31,9 +31,9 @@ class DemoSettings:
     """The demo's deviations from the recipe, each there to finish in minutes on 2 CPU cores."""
 
     pictures: int = 12  # per set; the recipe's 40+ (D1) is for real styles
-    epochs: int = 6  # P1's 200 epochs are for a real model
-    restart_every_epochs: int = 3  # P5's 50-epoch cycles, scaled to the short run
-    save_every_epochs: int = 3
+    epochs: int = 10  # P1's 200 epochs are for a real model
+    restart_every_epochs: int = 5  # P5's 50-epoch cycles, scaled to the short run
+    save_every_epochs: int = 5
     resolution: int = 256  # the smallest training side gafu accepts (SDXL's is 1024, D4)
     sample_side: int = 256
     sample_steps: int = 12

@@ -171,8 +171,14 @@ def _write_folder(folder: Path, write) -> None:
 
 
 def _save_diffusers(components: dict, folder: Path) -> None:
+    from transformers.utils import logging as transformers_logging
+
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
-        components[name].save_pretrained(folder / name)
+        transformers_logging.disable_progress_bar()  # a progress bar per one-shard tiny file is noise
+        try:
+            components[name].save_pretrained(folder / name)
+        finally:
+            transformers_logging.enable_progress_bar()
     components["scheduler"].save_pretrained(folder / "scheduler")
     write_tiny_tokenizers(folder)
     shutil.copy(sdxl_config_dir() / "model_index.json", folder / "model_index.json")

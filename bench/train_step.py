@@ -7,7 +7,9 @@ U-Net (random weights), with the baseline measured in the same run:
         --device cuda --dtype bf16
 
 Rows, each timed over `--steps` steps after one warm-up step:
-- baseline: the frozen U-Net's forward alone (no adapter, no gradients) — the least a step can cost;
+- baseline: the same step with the frozen U-Net and no adapter — forward, and backward to the input
+  latents (the gradient products every layer needs when anything before it trains);
+- frozen forward: the U-Net's forward alone under no_grad, for reference — the least any step costs;
 - lokr/lycoris: a training step (forward, backward, AdamW step) with the recipe's LoKr (P6: linear
   dim 128, conv dim 64, factor 8, alpha = dim, LyCORIS's "full" preset) using LyCORIS's forward;
 - lokr/gafu: the same step with gafu's LoKr forward (`[train] lokr_kernel = "gafu"`).
@@ -123,11 +125,21 @@ def main() -> None:
     unet = build(args.arch, args.device, dtype)
     batch = inputs(unet, args.batch, args.resolution, args.device, dtype)
 
-    @torch.no_grad()
-    def baseline():
-        unet(**batch)
+    def frozen_step():
+        sample = batch["sample"].detach().requires_grad_(True)
+        with torch.autocast(args.device, dtype=dtype, enabled=dtype != torch.float32):
+            prediction = unet(**{**batch, "sample": sample}).sample
+        torch.nn.functional.mse_loss(prediction.float(), batch["sample"].float()).backward()
 
-    rows = {"baseline: frozen U-Net forward, no adapter": timed(baseline, args.steps, args.device)}
+    @torch.no_grad()
+    def frozen_forward():
+        with torch.autocast(args.device, dtype=dtype, enabled=dtype != torch.float32):
+            unet(**batch)
+
+    rows = {
+        "baseline: frozen U-Net step, no adapter": timed(frozen_step, args.steps, args.device),
+        "frozen forward only (no_grad)": timed(frozen_forward, args.steps, args.device),
+    }
     for kernel in ("lycoris", "gafu"):
         network = build_network(unet, None, settings, module_class=lokr_module_class(kernel, args.device))
         network.to(args.device, torch.float32).apply_to()

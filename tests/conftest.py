@@ -127,27 +127,36 @@ def write_captioned_set(
 ) -> list[Path]:
     """Prepared pictures `<t|r>NNN.png` in a set's concept folder, with captions and manifest entries."""
     from gafu.captions.text import write_caption
-    from gafu.prep.manifest import ManifestEntry, load_manifest, save_manifest
 
-    manifest = load_manifest(project.prep_manifest_path)
     folder = project.concept_dir(which)
     paths = []
     for i, tags in enumerate(captions):
         path = write_picture(folder / f"{which[0]}{i:03d}.png", size, seed=seed + 7919 * i + len(which))
         if tags is not None:
             write_caption(path.with_suffix(".txt"), tags)
+        paths.append(path)
+    record_prepared(project, which, paths, size, bars=bars or {})
+    return paths
+
+
+def record_prepared(
+    project: Project, which: str, paths: list[Path], size: tuple[int, int], *, bars: dict[int, str]
+) -> None:
+    """Add manifest entries for pictures put where prep would (the i-th with bars[i], if any)."""
+    from gafu.prep.manifest import ManifestEntry, load_manifest, save_manifest
+
+    manifest = load_manifest(project.prep_manifest_path)
+    for i, path in enumerate(paths):
         manifest.entries[path.relative_to(project.root).as_posix()] = ManifestEntry(
             set=which,
-            source=f"/originals/{which}/{path.name}",
+            source=(project.root / "originals" / which / path.name).as_posix(),
             source_sha256=f"{i:064x}",
             source_size=size,
             settings="test",
             output_size=size,
-            bars=(bars or {}).get(i),
+            bars=bars.get(i),
         )
-        paths.append(path)
     save_manifest(manifest, project.prep_manifest_path)
-    return paths
 
 
 # --- plan: prepared datasets written directly (no prep stage needed) ---------------------------
@@ -259,24 +268,13 @@ def add_prepared_picture(
     bars: str | None = None,
 ) -> Path:
     """Put a picture where prep would (RGB array, or a flat colour of `size`) with its manifest entry."""
-    from gafu.prep.manifest import ManifestEntry, load_manifest, save_manifest
-
     if isinstance(pixels, tuple):
         pixels = np.full((size[1], size[0], 3), pixels, dtype=np.uint8)
     path = project.concept_dir(which) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path)
-    manifest = load_manifest(project.prep_manifest_path)
-    manifest.entries[path.relative_to(project.root).as_posix()] = ManifestEntry(
-        set=which,
-        source=(project.root / "originals" / name).as_posix(),
-        source_sha256="0" * 64,
-        source_size=(pixels.shape[1], pixels.shape[0]),
-        settings="test",
-        output_size=(pixels.shape[1], pixels.shape[0]),
-        bars=bars,
-    )
-    save_manifest(manifest, project.prep_manifest_path)
+    picture_size = (pixels.shape[1], pixels.shape[0])
+    record_prepared(project, which, [path], picture_size, bars={0: bars} if bars else {})
     return path
 
 

@@ -128,7 +128,7 @@ def prep_run(originals: Path, work: Path, mode: str, workers: int) -> tuple[Time
     shutil.rmtree(work, ignore_errors=True)
     init_project(work, target=originals, trigger="bench_style", family="illustrious")
     project = Project.open(work)
-    settings = resolve_settings(project, mode=mode, side=SIDE)
+    settings = resolve_settings(project, mode=mode, side=SIDE if mode == "pad" else None)
     with Timer() as first:
         summary = prepare(project, settings, workers=workers)
     assert not summary.failed, summary.failed

@@ -292,16 +292,26 @@ def _check_mode(mode: str) -> None:
         raise GafuError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 
 
-def _check_settings(config: Config) -> None:
+def threshold_problems(config: Config) -> dict[str, str]:
+    """The thresholds outside (0, 1], by name ("character", "target", "reg"), each with its message."""
     tag = config.tag
     values = {
-        "[tag] character_threshold": tag.character_threshold,
-        "[tag.target] threshold": tag.target.threshold,
-        "[tag.reg] threshold": tag.reg.threshold,
+        "character": ("[tag] character_threshold", tag.character_threshold),
+        "target": ("[tag.target] threshold", tag.target.threshold),
+        "reg": ("[tag.reg] threshold", tag.reg.threshold),
     }
-    for name, value in values.items():
-        if not 0 < value <= 1:
-            raise ConfigError(f"gafu.toml {name} = {value} must be above 0 and at most 1 (RECIPE T2)")
+    return {
+        key: f"gafu.toml {name} = {value} must be above 0 and at most 1 (RECIPE T2)"
+        for key, (name, value) in values.items()
+        if not 0 < value <= 1
+    }
+
+
+def _check_settings(config: Config) -> None:
+    tag = config.tag
+    problems = threshold_problems(config)
+    if problems:
+        raise ConfigError(next(iter(problems.values())))
     if not 0 <= tag.score_floor < 1:
         raise ConfigError(f"gafu.toml [tag] score_floor = {tag.score_floor} must be from 0 up to below 1")
     if tag.batch_size < 1:

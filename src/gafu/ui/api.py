@@ -347,17 +347,20 @@ def _picture_data(project: Project, item, name: str) -> dict[str, Any]:
 
 
 def _with_thresholds(config: Config, values: dict[str, float]) -> Config:
-    """`config` with new T2 thresholds; each must be above 0 and at most 1."""
-    for key, value in values.items():
-        if not 0 < value <= 1:
-            raise FieldErrors({key: f"{key} threshold {value:g} must be above 0 and at most 1 (RECIPE T2)"})
+    """`config` with new T2 thresholds, checked as `gafu tag` checks them (errors by field)."""
+    from gafu.tagging.tag import threshold_problems
+
     tag = config.tag
     target = dataclasses.replace(tag.target, threshold=values.get("target", tag.target.threshold))
     reg = dataclasses.replace(tag.reg, threshold=values.get("reg", tag.reg.threshold))
     character = values.get("character", tag.character_threshold)
-    return dataclasses.replace(
+    changed = dataclasses.replace(
         config, tag=dataclasses.replace(tag, target=target, reg=reg, character_threshold=character)
     )
+    problems = threshold_problems(changed)
+    if problems:
+        raise FieldErrors(problems)
+    return changed
 
 
 def _epoch_of(stem: str) -> int | None:

@@ -46,6 +46,13 @@ def write_picture(
     return path
 
 
+def gafu_env(**extra: str) -> dict[str, str]:
+    """The environment for `python -m gafu` in a subprocess, importing gafu from this checkout."""
+    import gafu
+
+    return {**os.environ, "PYTHONPATH": str(Path(gafu.__file__).resolve().parents[1]), **extra}
+
+
 @pytest.fixture
 def picture_writer() -> Callable[..., Path]:
     """The `write_picture` helper, as a fixture."""

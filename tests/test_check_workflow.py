@@ -1,7 +1,6 @@
 """End to end: a project prepared and tagged the gafu way, checked, fixed with `gafu tags`, checked again."""
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -10,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import gafu
 from gafu.cli import main
-from tests.conftest import write_captioned_set
+from tests.conftest import gafu_env, write_captioned_set
 
 TRIGGER = "mzh_style"
 # What a WD tagger writes at T2's thresholds: few tags on the target (0.5), more on reg (0.35).
@@ -57,7 +55,7 @@ def expected_coverage(target, reg, not_counted):
 
 
 def run_gafu(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(gafu.__file__).resolve().parents[1])}
+    env = gafu_env()
     return subprocess.run(
         [sys.executable, "-m", "gafu", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )

@@ -1,16 +1,13 @@
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-import gafu
 from gafu.cli import main
 from gafu.prep.manifest import load_manifest
-from tests.conftest import snapshot_files, write_picture
+from tests.conftest import gafu_env, snapshot_files, write_picture
 
 
 def _init(tmp_path, originals, *extra):
@@ -104,7 +101,7 @@ def test_the_gafu_command_prepares_with_a_pool_of_workers(tmp_path):
     for i in range(4):
         write_picture(target / f"t{i}.png", (700, 500), seed=i)
     project = _init(tmp_path, target)
-    env = {**os.environ, "PYTHONPATH": str(Path(gafu.__file__).parents[1])}
+    env = gafu_env()
     command = [sys.executable, "-m", "gafu", "prep", str(project), "--workers", "2"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert first.returncode == 0, first.stderr

@@ -1,20 +1,18 @@
 """`gafu demo` end to end: every stage on the synthetic dataset and the tiny model (issue 9)."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-import gafu
 from gafu.captions.text import read_caption
 from gafu.demo.run import DEMO_TRIGGER, MARKER, DemoSettings, run_demo
 from gafu.errors import GafuError
 from gafu.network.files import read_lokr_file
 from gafu.project import Project
+from tests.conftest import gafu_env
 
 # The demo's settings, shortened: 8 pictures (still every sky in both sets, for D3), two epochs,
 # three sampling steps.
@@ -127,13 +125,12 @@ def test_demo_replaces_an_earlier_demo_only_with_force(tmp_path):
 
 def test_cli_reports_a_non_empty_folder_in_one_line(tmp_path):
     (tmp_path / "mine.txt").write_text("x", encoding="utf-8")
-    src = Path(gafu.__file__).parents[1]
     done = subprocess.run(
         [sys.executable, "-m", "gafu", "demo", str(tmp_path)],
         capture_output=True,
         text=True,
         encoding="utf-8",
-        env={**os.environ, "PYTHONPATH": str(src)},
+        env=gafu_env(),
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("gafu: error:")

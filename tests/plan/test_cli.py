@@ -1,13 +1,11 @@
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import gafu
 from gafu.cli import COMMANDS, main
 from gafu.fsio import read_json
 from gafu.plan import plan_from_dict
+from tests.conftest import gafu_env
 
 
 def test_plan_is_a_command_after_init():
@@ -57,7 +55,7 @@ def test_plan_errors_are_one_line(prepared_project, make_project, capsys, tmp_pa
 
 def test_plan_runs_as_a_module_in_seconds(prepared_project):
     project = prepared_project(n_target=4, n_reg=4, size=(256, 256))
-    env = {**os.environ, "PYTHONPATH": str(Path(gafu.__file__).parents[1])}
+    env = gafu_env()
     done = subprocess.run(
         [sys.executable, "-m", "gafu", "plan", str(project.root), "--json"],
         capture_output=True,

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import gafu
 from gafu.errors import GafuError
 from gafu.sample.grid import read_grid
 from gafu.sample.samples import SampleRequest, render_samples
+from tests.conftest import gafu_env
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(gafu.__file__).parents[1])}
+    env = gafu_env()
     return subprocess.run(
         [sys.executable, "-m", "gafu", "sample", *args], capture_output=True, text=True, env=env, timeout=300
     )

@@ -6,7 +6,6 @@ its rank in the environment, as under `accelerate launch`, and accelerate sets u
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import gafu
 from gafu.network.files import read_lokr_file
 from gafu.plan.model import load_plan
+from tests.conftest import gafu_env
 
 
 @pytest.mark.slow
 def test_two_processes_train_and_save_once(train_project):
     project = train_project(4, 4, epochs=2, batch_size=2)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(gafu.__file__).resolve().parents[1]),
-        "OMP_NUM_THREADS": "1",
-    }
+    env = gafu_env(OMP_NUM_THREADS="1")
     command = [
         sys.executable,
         "-m",

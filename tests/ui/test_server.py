@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ from gafu.config import load_config
 from gafu.project import Project
 from gafu.ui.jobs import pid_running
 from gafu.ui.server import UiSettings, refusal
+from tests.conftest import add_prepared_picture, gafu_env
 
 STAGES = ["prep", "tag", "check", "plan", "train", "sample"]
 
@@ -486,9 +486,8 @@ def test_with_host_every_request_needs_the_token(ui_project, serve):
 
 # --- the command ------------------------------------------------------------------------------------
 def test_gafu_ui_command_serves_the_project(ui_project):
-    import gafu
 
-    env = {**os.environ, "PYTHONPATH": str(Path(gafu.__file__).resolve().parents[1])}
+    env = gafu_env()
     command = [sys.executable, "-m", "gafu", "ui", str(ui_project.root), "--port", "0", "--host", "127.0.0.1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     try:
@@ -507,9 +506,8 @@ def test_gafu_ui_command_serves_the_project(ui_project):
 
 
 def test_gafu_ui_command_names_a_missing_project(tmp_path):
-    import gafu
 
-    env = {**os.environ, "PYTHONPATH": str(Path(gafu.__file__).resolve().parents[1])}
+    env = gafu_env()
     done = subprocess.run(
         [sys.executable, "-m", "gafu", "ui", str(tmp_path / "nope")], capture_output=True, text=True, env=env
     )
@@ -531,8 +529,6 @@ def test_a_port_in_use_is_a_clear_error(ui_project):
 
 
 def test_odd_file_names_keep_working_urls(ui_project, serve):
-    from tests.conftest import add_prepared_picture
-
     path = add_prepared_picture(ui_project, "target", "a #1 100%.png", (200, 30, 30))
     path.with_suffix(".txt").write_text("mzh_style, red theme", encoding="utf-8")
     client = serve(ui_project.root)

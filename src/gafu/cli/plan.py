@@ -31,12 +31,11 @@ def run(args: argparse.Namespace) -> int:
     """Run `gafu plan`."""
     from gafu.cli.output import print_json, warn
     from gafu.errors import GafuError
-    from gafu.plan import resolve_plan
+    from gafu.plan import resolve_plan, write_plan_report
     from gafu.plan.kohya import export_kohya
     from gafu.plan.memory import detect_gpu
     from gafu.plan.render import render_plan
     from gafu.project import Project
-    from gafu.reports import write_report
 
     if args.export and args.export[0] not in EXPORT_FORMATS:
         raise GafuError(
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         )
     project = Project.open(args.project)
     plan = resolve_plan(project, args.vram, gpu=detect_gpu())
-    write_report(project.reports_dir, "plan", {"plan": plan.to_dict()})
+    write_plan_report(project.reports_dir, plan)
     if args.json:
         print_json(plan.to_dict())
         for message in plan.warnings:  # the printed plan lists them itself

@@ -228,11 +228,10 @@ def _check(project) -> tuple[None, str, dict]:
 
 
 def _plan(project) -> tuple[None, str, dict]:
-    from gafu.plan import resolve_plan
-    from gafu.reports import write_report
+    from gafu.plan import resolve_plan, write_plan_report
 
     plan = resolve_plan(project, 12.0)
-    write_report(project.reports_dir, "plan", {"plan": plan.to_dict()})
+    write_plan_report(project.reports_dir, plan)
     batch = plan.batch
     text = (
         f"effective batch {batch.effective_batch} = {batch.batch_size} × {batch.gradient_accumulation} (P2), "

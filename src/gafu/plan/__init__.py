@@ -4,7 +4,15 @@
 else. See `model.py` for the Plan's fields.
 """
 
-from gafu.plan.model import PLAN_VERSION, Plan, load_plan, plan_from_dict, save_plan
+from gafu.plan.model import PLAN_VERSION, Plan, load_plan, plan_from_dict, save_plan, write_plan_report
 from gafu.plan.resolve import resolve_plan
 
-__all__ = ["PLAN_VERSION", "Plan", "load_plan", "plan_from_dict", "resolve_plan", "save_plan"]
+__all__ = [
+    "PLAN_VERSION",
+    "Plan",
+    "load_plan",
+    "plan_from_dict",
+    "resolve_plan",
+    "save_plan",
+    "write_plan_report",
+]

@@ -224,6 +224,13 @@ def save_plan(plan: Plan, path: Path) -> None:
     write_json_atomic(path, plan.to_dict())
 
 
+def write_plan_report(reports_dir: Path, plan: Plan) -> Path:
+    """Write `reports/plan.json`: the plan as `gafu plan` last resolved it (not the run's)."""
+    from gafu.reports import write_report
+
+    return write_report(reports_dir, "plan", {"plan": plan.to_dict()})
+
+
 def load_plan(path: Path) -> Plan:
     """Read a plan written by `save_plan`."""
     return plan_from_dict(read_json(path, what="plan"), source=str(path))

@@ -181,10 +181,9 @@ class Api:
 
         Like `gafu plan`, it writes reports/plan.json.
         """
-        from gafu.plan import resolve_plan
+        from gafu.plan import resolve_plan, write_plan_report
         from gafu.plan.memory import detect_gpu
         from gafu.plan.render import render_plan
-        from gafu.reports import write_report
 
         project = self.project()
         fields = override_fields(project.config)
@@ -193,7 +192,7 @@ class Api:
             plan = resolve_plan(project, vram, gpu=detect_gpu())
         except GafuError as exc:
             return {"plan": None, "error": str(exc), "fields": fields}
-        write_report(project.reports_dir, "plan", {"plan": plan.to_dict()})
+        write_plan_report(project.reports_dir, plan)
         return {"plan": plan.to_dict(), "text": render_plan(plan), "error": None, "fields": fields}
 
     def post_plan_overrides(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -307,15 +307,9 @@ class RunHooks:
             return
         from gafu.sample.training import render_training_samples
 
+        # The sampler moves the VAE (kept off the GPU while training) to the U-Net and back.
         run = self.run
-        vae_device = run.base.vae.device
-        run.base.vae.to(self.accelerator.device)
-        try:
-            grids = render_training_samples(
-                run.base, run.network, self.plan, epoch, self.paths.sample_dir(epoch)
-            )
-        finally:
-            run.base.vae.to(vae_device)
+        grids = render_training_samples(run.base, run.network, self.plan, epoch, self.paths.sample_dir(epoch))
         index = self.paths.samples / "index.html"
         self.report(
             "sample",

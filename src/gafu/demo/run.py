@@ -207,7 +207,7 @@ def _tag(project) -> tuple[None, str, dict]:
         which: {p.path.name: read_caption(p.caption_path).tags for p in project.pictures(which)[:3]}
         for which in ("target", "reg")
     }
-    tagged = sum(s.get("tagged", 0) for s in result.to_dict()["sets"].values())
+    tagged = result.to_dict()["tagged"]
     text = f"{tagged} captions written; thresholds 0.5 (target) and 0.35 (reg), trigger first (T2, T3)"
     return None, text, {"examples": captions}
 

@@ -3,8 +3,10 @@ the frozen layer alone, + LyCORIS's LoKr (default path), + LyCORIS's bypass mode
 
     PYTHONPATH=src python bench/lokr_layer.py                 # 1024 px, factor 8, fp32, CPU
     PYTHONPATH=src python bench/lokr_layer.py --quick         # a quarter of the rows
+    PYTHONPATH=src python bench/lokr_layer.py --runs 3        # the table 3 times, and medians
     PYTHONPATH=src python bench/lokr_layer.py --factor 4 --device cuda --dtype bf16
     PYTHONPATH=src python bench/lokr_layer.py --crossover     # gafu's merged vs factored path
+    PYTHONPATH=src python bench/lokr_layer.py --small         # small layers: gafu's vs LyCORIS's
 
 Each layer gets the recipe's LoKr (P6: linear dim 128, conv dim 64, alpha = dim). The input
 requires grad, as inside a network whose earlier layers train; the base weight is frozen.
@@ -24,7 +26,8 @@ from lycoris.modules.lokr import LokrModule
 from torch import nn
 
 from gafu import recipe
-from gafu.network.fast_lokr import FastLokrModule
+from gafu.network.fast_lokr import SMALL_LAYER_WEIGHTS, FastLokrModule
+from gafu.network.kron import uses_merged_path
 
 
 @dataclass(frozen=True)
@@ -133,30 +136,61 @@ def _sync(device: torch.device) -> None:
 
 
 def compare_variants(args: argparse.Namespace) -> None:
-    """The table the issue asks for: each variant's time over the frozen layer's."""
+    """The table the issue asks for: each variant's time over the frozen layer's.
+
+    With `--runs N` the whole table is measured N times, each run's lines printed as they come,
+    then a table of each cell's median over the runs: a slow spell of a shared machine lasts
+    longer than one layer's rounds.
+    """
     device, dtype = torch.device(args.device), _dtype(args.dtype)
     print(
         f"factor {args.factor}, {args.dtype}, {device}, {torch.get_num_threads()} threads,"
         f" rows × {args.scale}, median of ≥ {args.repeats} rounds"
     )
+    shapes = _chosen(SDXL_LAYERS, args.only)
+    runs: list[dict[str, dict[str, float]]] = []
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"run {run + 1} of {args.runs}")
+        _print_header()
+        runs.append({})
+        for shape in shapes:
+            torch.manual_seed(0)
+            base = shape.base_layer().to(device).requires_grad_(False)
+            x = shape.example_input(args.scale).to(device).requires_grad_(True)
+            layers = {variant: lokr_layer(variant, base, args.factor) for variant in VARIANTS}
+            runs[-1][shape.name] = time_steps(layers, x, dtype, repeats=args.repeats, device=device)
+            _print_row(shape.name, _cells(runs[-1][shape.name]))
+    if args.runs > 1:
+        print(f"median of the {args.runs} runs, cell by cell")
+        _print_header()
+        for shape in shapes:
+            cells = [_cells(run[shape.name]) for run in runs]
+            _print_row(shape.name, [statistics.median(column) for column in zip(*cells, strict=True)])
+
+
+def _cells(seconds: dict[str, float]) -> list[float]:
+    """Frozen ms, each variant's time over the frozen layer's, LyCORIS default over gafu."""
+    frozen = seconds["frozen"]
+    return [frozen * 1e3, *(seconds[v] / frozen for v in VARIANTS[1:]), seconds["lycoris"] / seconds["gafu"]]
+
+
+def _print_header() -> None:
     print("| layer | frozen ms | LyCORIS default × | LyCORIS bypass × | gafu × | gafu vs LyCORIS default |")
     print("|---|---:|---:|---:|---:|---:|")
-    for shape in SDXL_LAYERS:
-        torch.manual_seed(0)
-        base = shape.base_layer().to(device).requires_grad_(False)
-        x = shape.example_input(args.scale).to(device).requires_grad_(True)
-        layers = {variant: lokr_layer(variant, base, args.factor) for variant in VARIANTS}
-        seconds = time_steps(layers, x, dtype, repeats=args.repeats, device=device)
-        frozen = seconds["frozen"]
-        ratios = " | ".join(f"{seconds[v] / frozen:.2f}" for v in VARIANTS[1:])
-        speedup = seconds["lycoris"] / seconds["gafu"]
-        print(f"| {shape.name} | {frozen * 1e3:.1f} | {ratios} | {speedup:.2f}× faster |", flush=True)
+
+
+def _print_row(name: str, cells: list[float]) -> None:
+    frozen_ms, *ratios, speedup = cells
+    shown = " | ".join(f"{ratio:.2f}" for ratio in ratios)
+    print(f"| {name} | {frozen_ms:.1f} | {shown} | {speedup:.2f}× faster |", flush=True)
 
 
 def crossover(args: argparse.Namespace) -> None:
     """gafu's merged path over its factored path as rows grow: where "auto" should switch."""
     device, dtype = torch.device(args.device), _dtype(args.dtype)
     shapes = [s for s in SDXL_LAYERS if s.name.startswith(("attn", "cross", "TE", "conv3x3 640"))]
+    shapes = _chosen(tuple(shapes), args.only)
     print(f"merged / factored time, factor {args.factor}, {args.dtype}, {device}")
     print("| layer | " + " | ".join(f"{f} rows/feature" for f in CROSSOVER_FRACTIONS) + " |")
     print("|---|" + "---:|" * len(CROSSOVER_FRACTIONS))
@@ -179,6 +213,38 @@ def crossover(args: argparse.Namespace) -> None:
 CROSSOVER_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 
 
+def small_layers(args: argparse.Namespace) -> None:
+    """gafu's path over LyCORIS's default on layers far below SDXL's: where "auto" should hand over."""
+    device, dtype = torch.device(args.device), _dtype(args.dtype)
+    print(f"gafu's path / LyCORIS's default, factor {args.factor}, {args.dtype}, {device}")
+    print(f"(layers under {SMALL_LAYER_WEIGHTS} weights take LyCORIS's forward when the path is auto)")
+    print("| layer | weights | " + " | ".join(f"{rows} rows" for rows in SMALL_ROWS) + " |")
+    print("|---|---:|" + "---:|" * len(SMALL_ROWS))
+    for width in SMALL_WIDTHS:
+        for kernel in (0, 3):
+            shape = LayerShape(f"{'conv3x3' if kernel else 'linear'} {width}", width, width, 0, kernel)
+            torch.manual_seed(0)
+            base = shape.base_layer().to(device).requires_grad_(False)
+            cells = []
+            for rows in SMALL_ROWS:
+                x = _input_with_rows(shape, rows).to(device).requires_grad_(True)
+                layers = {variant: lokr_layer(variant, base, args.factor) for variant in ("lycoris", "gafu")}
+                merged = uses_merged_path(rows, base.weight)
+                layers["gafu"].kron_path = "merged" if merged else "factored"  # the path, not the hand-over
+                times = time_steps(layers, x, dtype, repeats=args.repeats, device=device)
+                cells.append(f"{times['gafu'] / times['lycoris']:.2f}")
+            print(f"| {shape.name} | {base.weight.numel()} | " + " | ".join(cells) + " |", flush=True)
+
+
+SMALL_WIDTHS = (32, 64, 128, 256)
+SMALL_ROWS = (64, 256, 1024)
+
+
+def _chosen(shapes: tuple[LayerShape, ...], only: list[str] | None) -> list[LayerShape]:
+    """The shapes whose name contains one of `only` (all without it)."""
+    return [s for s in shapes if not only or any(part in s.name for part in only)]
+
+
 def _input_with_rows(shape: LayerShape, rows: int) -> torch.Tensor:
     if not shape.kernel:
         return torch.randn(1, rows, shape.in_ch)
@@ -197,13 +263,16 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=1, help="measure the table this many times")
     parser.add_argument("--quick", action="store_const", const=0.25, dest="scale", default=1.0)
     parser.add_argument("--crossover", action="store_true", help="merged vs factored path instead")
+    parser.add_argument("--small", action="store_true", help="small layers: gafu's vs LyCORIS's instead")
+    parser.add_argument("--only", nargs="+", metavar="TEXT", help="layers whose name contains TEXT")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    (crossover if args.crossover else compare_variants)(args)
+    (crossover if args.crossover else small_layers if args.small else compare_variants)(args)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ U-Net (random weights), with the baseline measured in the same run:
     PYTHONPATH=src python bench/train_step.py --arch sdxl --resolution 1024 --batch 1 \
         --device cuda --dtype bf16
 
-Rows, each timed over `--steps` steps after one warm-up step:
+Rows, each timed over `--steps` steps after one warm-up step, in `--rounds` rounds in which the rows
+take turns (each figure is the median round):
 - baseline: the same step with the frozen U-Net and no adapter — forward, and backward to the input
   latents (the gradient products every layer needs when anything before it trains);
 - frozen forward: the U-Net's forward alone under no_grad, for reference — the least any step costs;
@@ -14,14 +15,16 @@ Rows, each timed over `--steps` steps after one warm-up step:
   dim 128, conv dim 64, factor 8, alpha = dim, LyCORIS's "full" preset) using LyCORIS's forward;
 - lokr/gafu: the same step with gafu's LoKr forward (`[train] lokr_kernel = "gafu"`).
 The text encoders are not run (their outputs are random tensors of the right shapes): this is the
-U-Net side of a step, which dominates it. Peak memory is the GPU's peak allocation on CUDA, the
-process's peak RAM on the CPU.
+U-Net side of a step, which dominates it. Peak memory is the GPU's peak allocation on CUDA; on the
+CPU the process's peak RAM, which includes what the allocator keeps from the rows before, so
+compare memory on CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -108,7 +111,8 @@ def main() -> None:
     parser.add_argument("--arch", choices=["tiny", "small", "sdxl"], default="small")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per row and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all rows, taking turns")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=DTYPES, default="fp32")
     args = parser.parse_args()
@@ -136,13 +140,18 @@ def main() -> None:
         with torch.autocast(args.device, dtype=dtype, enabled=dtype != torch.float32):
             unet(**batch)
 
-    rows = {
-        "baseline: frozen U-Net step, no adapter": timed(frozen_step, args.steps, args.device),
-        "frozen forward only (no_grad)": timed(frozen_forward, args.steps, args.device),
+    # Both networks are built before either is applied: each LoKr module keeps the base layer's
+    # own forward, which it would not see under the other network's hooks.
+    networks = {
+        kernel: build_network(unet, None, settings, module_class=lokr_module_class(kernel, args.device))
+        for kernel in ("lycoris", "gafu")
     }
-    for kernel in ("lycoris", "gafu"):
-        network = build_network(unet, None, settings, module_class=lokr_module_class(kernel, args.device))
-        network.to(args.device, torch.float32).apply_to()
+    steps = {
+        "baseline: frozen U-Net step, no adapter": (None, frozen_step),
+        "frozen forward only (no_grad)": (None, frozen_forward),
+    }
+    for kernel, network in networks.items():
+        network.to(args.device, torch.float32)
         optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
 
         def train_step(optimizer=optimizer):
@@ -152,8 +161,21 @@ def main() -> None:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        rows[f"lokr/{kernel}: forward + backward + AdamW step"] = timed(train_step, args.steps, args.device)
-        network.restore()
+        steps[f"lokr/{kernel}: forward + backward + AdamW step"] = (network, train_step)
+
+    # The rows take turns, round after round, so a slow spell of a shared machine hits all alike.
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, (network, step) in steps.items():
+            if network is not None:
+                network.apply_to()
+            measured[name].append(timed(step, args.steps, args.device))
+            if network is not None:
+                network.restore()
+    rows = {
+        name: (statistics.median(s for s, _ in runs), max(peak for _, peak in runs))
+        for name, runs in measured.items()
+    }
     base_seconds = next(iter(rows.values()))[0]
     print(
         f"{args.arch} U-Net, {args.resolution} px, batch {args.batch}, {args.dtype} on {args.device}, "

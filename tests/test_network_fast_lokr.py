@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from gafu import recipe
-from gafu.network.fast_lokr import FastLokrModule, lokr_module_class
+from gafu.network.fast_lokr import SMALL_LAYER_WEIGHTS, FastLokrModule, lokr_module_class
 
 # Relative (Frobenius) error allowed between gafu's and LyCORIS's outputs and gradients. Both
 # round differently; measured differences are ≤ 2e-6 in fp32 and ≤ 5e-3 in bf16, the size of
@@ -313,6 +313,21 @@ def test_what_it_does_not_cover_goes_through_lycoris(kernel, options, training):
     expected = reference(x)
     torch.manual_seed(7)
     assert torch.equal(fast(x), expected)
+
+
+@pytest.mark.parametrize("kernel", [0, 3])
+def test_layers_too_small_to_gain_go_through_lycoris_unless_a_path_is_forced(kernel):
+    """Under SMALL_LAYER_WEIGHTS, "auto" runs LyCORIS's forward; a forced path still runs gafu's."""
+    small = base_layer(32, 32, kernel)
+    assert small.weight.numel() < SMALL_LAYER_WEIGHTS <= base_layer(128, 128, 0).weight.numel()
+    reference, fast = lokr_pair(small, factor=4)
+    x = small_input(small)
+    assert fast._factored_path_covers() and fast._lycoris_is_cheaper()
+    assert torch.equal(fast(x), reference(x))
+    fast.kron_path = "merged"
+    assert not fast._lycoris_is_cheaper()
+    assert_agree(forward_backward(fast, x), forward_backward(reference, x), TOLERANCE["fp32"])
+    assert not lokr_pair(base_layer(128, 128, 0))[1]._lycoris_is_cheaper()
 
 
 @pytest.mark.parametrize(

@@ -85,15 +85,15 @@ def test_merged_backward_skips_gradients_nobody_asked_for():
 
 
 def test_auto_path_follows_the_number_of_rows():
-    """Few rows per input feature take the factored path, many the merged one."""
+    """Few rows per input feature take a linear layer's factored path, many the merged one; a
+    convolution always takes the merged one."""
     weight = torch.zeros(1280, 1280)
     threshold = kron.MERGED_MIN_ROWS_PER_FEATURE * 1280
     assert not kron.uses_merged_path(77, weight)
     assert kron.uses_merged_path(round(threshold) + 1, weight)
     assert not kron.uses_merged_path(round(threshold) - 1, weight)
-    conv_weight = torch.zeros(640, 640, 3, 3)  # features: 640 · 9
-    assert not kron.uses_merged_path(1024, conv_weight)
-    assert kron.uses_merged_path(4096, conv_weight)
+    conv_weight = torch.zeros(640, 640, 3, 3)
+    assert kron.uses_merged_path(16, conv_weight)
 
 
 @pytest.mark.parametrize("path", ["merged", "factored"])

@@ -26,6 +26,12 @@ LokrKernel = Literal["auto", "gafu", "lycoris"]
 # ones; LyCORIS's default five full-size ones) until bench/lokr_layer.py has run on a GPU.
 FASTER_ON = frozenset({"cpu", "cuda"})
 
+# Below this many weights (a 128×128 linear layer) the per-call cost of gafu's few small extra
+# operations outweighs the products they save: with the path left to "auto", such layers take
+# LyCORIS's forward. SDXL's smallest LoKr layer has 320×320; the tiny test model's are below it
+# (bench/lokr_layer.py --small).
+SMALL_LAYER_WEIGHTS = 128 * 128
+
 
 def lokr_module_class(kernel: LokrKernel, device: torch.device | str) -> type[LokrModule]:
     """The LoKr module class to build the network with, for `[train] lokr_kernel` on `device`."""
@@ -55,7 +61,7 @@ class FastLokrModule(LokrModule):
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """The base layer plus multiplier · scale · (w1 ⊗ w2), as LyCORIS's forward computes it."""
-        if args or kwargs or not self._factored_path_covers():
+        if args or kwargs or not self._factored_path_covers() or self._lycoris_is_cheaper():
             return super().forward(x, *args, **kwargs)
         base = self.org_module[0]
         # LyCORIS: ΔW = kron(w1, w2) · scale · scalar, added times the multiplier. All of it
@@ -68,6 +74,10 @@ class FastLokrModule(LokrModule):
         """Whether this call can skip LyCORIS's forward (otherwise LyCORIS's is used)."""
         dropping = self.training and (self.rank_dropout or self.module_dropout)
         return self._base_is_plain and not (self.wd or self.bypass_mode or dropping)
+
+    def _lycoris_is_cheaper(self) -> bool:
+        """A layer too small for gafu's extra operations to pay off, with the path left to "auto"."""
+        return self.kron_path == "auto" and self.org_module[0].weight.numel() < SMALL_LAYER_WEIGHTS
 
     def _full_w1(self) -> torch.Tensor:
         """w1 (a, c), rebuilt from its factors where LyCORIS stores it split."""

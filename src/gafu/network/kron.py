@@ -12,10 +12,11 @@ third (ΔW's share of the input gradient) and a fourth (the full gradient of ΔW
   are one product each with W + ΔW, exactly the frozen layer's two; the gradients of w1 and w2
   come from two products 1/a of the layer's size, never from the full gradient of ΔW. W + ΔW is
   formed in one pass over the weight, in forward and again in backward (not kept: it is as large
-  as the layer).
+  as the layer; on CPU it is written into one reused buffer).
 - **factored** (few rows: text encoders, cross-attention keys and values on 77 tokens) — the
-  frozen product plus w2 inside the groups and w1 across them; no weight-sized tensor at all,
-  three products 1/a of the layer's size.
+  frozen product plus w2 inside the groups and w1 across them, added to it in place; backward
+  accumulates ΔW's share into the frozen input gradient the same way. No weight-sized tensor at
+  all, three products 1/a of the layer's size.
 
 `x` is (…, c·d) for a linear layer and (batch, c·d, H, W) for a 2-D convolution; `conv` is the
 frozen convolution's (stride, padding, dilation), None for a linear layer.
@@ -24,6 +25,7 @@ frozen convolution's (stride, padding, dilation), None for a linear layer.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Literal
 
 import torch
@@ -32,11 +34,13 @@ import torch.nn.functional as F
 ConvGeometry = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]  # stride, padding, dilation
 KronPath = Literal["auto", "merged", "factored"]
 
-# The merged path costs two passes over a weight-sized tensor; the factored one a product and a
-# few passes over the activations per row. From about this many rows (tokens, output pixels) per
-# input feature of the layer the merged path is the faster one on CPU (bench/lokr_layer.py
-# --crossover). Both paths give the same result; this only picks the cheaper.
-MERGED_MIN_ROWS_PER_FEATURE = 0.3
+# The merged path costs two passes over a weight-sized tensor; the factored one a third small
+# product and a few passes over the activations per row. For a linear layer the merged path is
+# the faster one on CPU from about this many rows (tokens) per input feature; for a convolution
+# from the fewest measured (0.05 per feature: w2's small convolutions run slowly), so
+# convolutions always take it (bench/lokr_layer.py --crossover). Both paths give the same
+# result; this only picks the cheaper.
+MERGED_MIN_ROWS_PER_FEATURE = 0.5
 
 
 def kron_layer(
@@ -63,41 +67,58 @@ def kron_layer(
             # W + ΔW is formed at the weight's precision and cast after, as LyCORIS forms it.
             return _MergedKron.apply(x, weight, bias, w1.to(weight), w2.to(weight), conv)
         weight, w1, w2 = weight.to(dtype), w1.to(x), w2.to(x)
-        return _factored_layer(x, weight, None if bias is None else bias.to(dtype), w1, w2, conv)
+        return _FactoredKron.apply(x, weight, None if bias is None else bias.to(dtype), w1, w2, conv)
 
 
 def uses_merged_path(rows: int, weight: torch.Tensor) -> bool:
     """Whether `rows` rows (tokens, output pixels) make the merged path the cheaper one."""
-    return rows >= MERGED_MIN_ROWS_PER_FEATURE * math.prod(weight.shape[1:])
+    is_conv = weight.dim() > 2
+    return is_conv or rows >= MERGED_MIN_ROWS_PER_FEATURE * weight.shape[1]
 
 
-def merged_weight(weight: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
-    """W + w1 ⊗ w2, in one pass, shaped like `weight`."""
+def merged_weight(
+    weight: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """W + w1 ⊗ w2, in one pass, shaped like `weight` (into `out` if given, cast on store)."""
     a, c = w1.shape
     b, d, *window = w2.shape
     ones = [1] * len(window)
-    # (a, b, c, d, *window): [i, j, k, l] = W[i·b + j, k·d + l] + w1[i, k]·w2[j, l]
-    return torch.addcmul(
-        weight.view(a, b, c, d, *window), w1.view(a, 1, c, 1, *ones), w2.view(1, b, 1, d, *window)
-    ).view(weight.shape)
+    split = (a, b, c, d, *window)  # [i, j, k, l] = W[i·b + j, k·d + l] + w1[i, k]·w2[j, l]
+    if out is not None:
+        out = out.view(split)
+    merged = torch.addcmul(
+        weight.view(split), w1.view(a, 1, c, 1, *ones), w2.view(1, b, 1, d, *window), out=out
+    )
+    return merged.view(weight.shape)
+
+
+def _merged_for_product(weight, w1, w2, dtype: torch.dtype) -> torch.Tensor:
+    """W + w1 ⊗ w2 in `dtype`, formed at the weight's precision, for one product only."""
+    if weight.device.type != "cpu" or torch.compiler.is_compiling():
+        return merged_weight(weight, w1, w2).to(dtype)
+    return merged_weight(weight, w1, w2, out=_product_scratch(weight.shape, dtype))
+
+
+# On CPU a fresh tensor over ~32 MB is mapped from the OS and pays a page fault per page on first
+# touch: for the 10240×1280 feed-forward weight that is 5× the cost of forming W + ΔW itself.
+# W + ΔW lives for one product, so one buffer per thread and dtype, as large as the largest
+# layer's weight (52 MB for SDXL in fp32), serves every layer. CUDA's allocator reuses memory.
+_scratch = threading.local()
+
+
+def _product_scratch(shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """A CPU tensor of `shape` for one product, reused by every later call on this thread."""
+    buffers: dict[torch.dtype, torch.Tensor] = _scratch.__dict__.setdefault("buffers", {})
+    numel = math.prod(shape)
+    if dtype not in buffers or buffers[dtype].numel() < numel:
+        buffers[dtype] = torch.empty(numel, dtype=dtype)
+    return buffers[dtype][:numel].view(shape)
 
 
 def mix_groups(w: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """w across the groups: (p, q) and (batch, q, m) → (batch, p, m)."""
     # bmm on an expanded w; torch.matmul would first copy `groups` into a transposed layout.
     return torch.bmm(w.expand(groups.shape[0], *w.shape), groups)
-
-
-def _factored_layer(x, weight, bias, w1, w2, conv: ConvGeometry | None) -> torch.Tensor:
-    """op(x, W) + bias + (w1 ⊗ w2)·x with no weight-sized tensor (plain autograd)."""
-    a, c = w1.shape
-    base = _op(x, weight, bias, conv)
-    inner = _w2_op(_maps(x, c, conv), w2, conv)  # w2 inside each group: (…·c, b, …)
-    batch = _batch(x, conv)
-    inner = _grouped(inner, c, batch)  # (batch, c, b·…)
-    # w1 across the groups, added to the frozen output by the same product
-    out = torch.baddbmm(_grouped(base, a, batch), w1.expand(batch, a, c), inner)
-    return out.view(base.shape)
 
 
 class _MergedKron(torch.autograd.Function):
@@ -108,7 +129,7 @@ class _MergedKron(torch.autograd.Function):
         """One product with the merged weight, as the frozen layer's own."""
         ctx.save_for_backward(x, weight, w1, w2)
         ctx.conv = conv
-        merged = merged_weight(weight, w1, w2).to(x.dtype)
+        merged = _merged_for_product(weight, w1, w2, x.dtype)
         return _op(x, merged, None if bias is None else bias.to(x.dtype), conv)
 
     @staticmethod
@@ -119,16 +140,66 @@ class _MergedKron(torch.autograd.Function):
         need_x, need_weight, need_bias, need_w1, need_w2 = ctx.needs_input_grad[:5]
         grad_x = grad_weight = grad_bias = grad_w1 = grad_w2 = None
         if need_x:
-            grad_x = _op_input_grad(grad, x.shape, merged_weight(weight, w1, w2).to(grad.dtype), conv)
+            grad_x = _op_input_grad(grad, x.shape, _merged_for_product(weight, w1, w2, grad.dtype), conv)
         if need_weight:  # only where the frozen layer is not frozen after all
             grad_weight = _op_weight_grad(grad, x, weight.shape, conv).to(weight.dtype)
         if need_bias:
-            channel_axis = grad.dim() - 1 if conv is None else 1
-            grad_bias = grad.sum([axis for axis in range(grad.dim()) if axis != channel_axis])
+            grad_bias = _bias_grad(grad, conv)
         if need_w1 or need_w2:
             grad_w1, grad_w2 = factor_grads(grad, x, w1.to(x.dtype), w2.to(x.dtype), conv)
             grad_w1, grad_w2 = grad_w1.to(w1.dtype), grad_w2.to(w2.dtype)
         return grad_x, grad_weight, grad_bias, grad_w1, grad_w2, None
+
+
+class _FactoredKron(torch.autograd.Function):
+    """op(x, W) + bias + (w1 ⊗ w2)·x with no weight-sized tensor, forward or backward.
+
+    All tensors in one dtype. Forward: the frozen product, then w2 inside x's groups ("inner",
+    kept for w1's gradient) and w1 across them, added to it in place. Backward: the frozen input
+    gradient, then (w1 ⊗ w2)ᵀ·grad accumulated into it — w1ᵀ across grad's groups, w2ᵀ inside.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, w1, w2, conv):
+        """Beside the frozen product, one product 1/a of the layer's size."""
+        a, c = w1.shape
+        batch = _batch(x, conv)
+        out = _op(x, weight, bias, conv).contiguous()  # contiguous: added to in place below
+        inner = _grouped(_w2_op(_maps(x, c, conv), w2, conv), c, batch)  # (batch, c, b·…)
+        _grouped(out, a, batch).baddbmm_(w1.expand(batch, a, c), inner)
+        ctx.save_for_backward(x, weight, w1, w2, inner)
+        ctx.conv = conv
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        """Beside the frozen input gradient, two products 1/a of the layer's size."""
+        x, weight, w1, w2, inner = ctx.saved_tensors
+        conv = ctx.conv
+        need_x, need_weight, need_bias, need_w1, need_w2 = ctx.needs_input_grad[:5]
+        grad_x = grad_weight = grad_bias = grad_w1 = grad_w2 = None
+        a, c = w1.shape
+        batch = _batch(x, conv)
+        grad_groups = _grouped(grad, a, batch)
+        grad_inner = mix_groups(w1.t(), grad_groups)  # (batch, c, b·…): w1ᵀ across grad's groups
+        grad_inner_maps = grad_inner.view(batch * c, *_maps(grad, a, conv).shape[1:])
+        if need_x:
+            grad_x = _op_input_grad(grad, x.shape, weight, conv).contiguous()
+            _add_w2_input_grad(_maps(grad_x, c, conv), grad_inner_maps, w2, conv)
+        if need_weight:
+            grad_weight = _op_weight_grad(grad, x, weight.shape, conv)
+        if need_bias:
+            grad_bias = _bias_grad(grad, conv)
+        if need_w1:
+            grad_w1 = torch.bmm(grad_groups, inner.transpose(1, 2)).sum(0)
+        if need_w2:
+            grad_w2 = _w2_weight_grad(grad_inner_maps, _maps(x, c, conv), w2.shape, conv)
+        return grad_x, grad_weight, grad_bias, grad_w1, grad_w2, None
+
+
+def _bias_grad(grad: torch.Tensor, conv: ConvGeometry | None) -> torch.Tensor:
+    channel_axis = grad.dim() - 1 if conv is None else 1
+    return grad.sum([axis for axis in range(grad.dim()) if axis != channel_axis])
 
 
 def factor_grads(
@@ -141,19 +212,34 @@ def factor_grads(
     """
     a, c = w1.shape
     batch = _batch(x, conv)
-    x_groups, grad_groups = _grouped(x, c, batch), _grouped(grad, a, batch)
-    if a * x_groups.shape[2] <= c * grad_groups.shape[2]:
-        mixed = mix_groups(w1, x_groups)  # (batch, a, d·…): x mixed into the output's groups
-        mixed_maps = mixed.view(batch * a, *_maps(x, c, conv).shape[1:])
-        grad_w2 = _w2_weight_grad(_maps(grad, a, conv), mixed_maps, w2.shape, conv)
-        spread = _w2_input_grad(_maps(grad, a, conv), mixed_maps.shape, w2, conv)  # w2ᵀ inside groups
-        grad_w1 = torch.bmm(_grouped(spread, a, batch), x_groups.transpose(1, 2)).sum(0)
-    else:
-        mixed = mix_groups(w1.t(), grad_groups)  # (batch, c, b·…): grad mixed into the input's groups
-        mixed_maps = mixed.view(batch * c, *_maps(grad, a, conv).shape[1:])
-        grad_w2 = _w2_weight_grad(mixed_maps, _maps(x, c, conv), w2.shape, conv)
-        applied = _w2_op(_maps(x, c, conv), w2, conv)  # w2 inside the input's groups
-        grad_w1 = torch.bmm(grad_groups, _grouped(applied, c, batch).transpose(1, 2)).sum(0)
+    if a * _grouped(x, c, batch).shape[2] <= c * _grouped(grad, a, batch).shape[2]:
+        return _factor_grads_mixing_input(grad, x, w1, w2, conv)
+    return _factor_grads_mixing_output(grad, x, w1, w2, conv)
+
+
+def _factor_grads_mixing_input(grad, x, w1, w2, conv: ConvGeometry | None):
+    """factor_grads with x mixed into the output's groups."""
+    a, c = w1.shape
+    batch = _batch(x, conv)
+    x_groups = _grouped(x, c, batch)
+    mixed = mix_groups(w1, x_groups)  # (batch, a, d·…)
+    mixed_maps = mixed.view(batch * a, *_maps(x, c, conv).shape[1:])
+    grad_w2 = _w2_weight_grad(_maps(grad, a, conv), mixed_maps, w2.shape, conv)
+    spread = _w2_input_grad(_maps(grad, a, conv), mixed_maps.shape, w2, conv)  # w2ᵀ inside grad's groups
+    grad_w1 = torch.bmm(_grouped(spread, a, batch), x_groups.transpose(1, 2)).sum(0)
+    return grad_w1, grad_w2
+
+
+def _factor_grads_mixing_output(grad, x, w1, w2, conv: ConvGeometry | None):
+    """factor_grads with grad mixed into the input's groups."""
+    a, c = w1.shape
+    batch = _batch(x, conv)
+    grad_groups = _grouped(grad, a, batch)
+    mixed = mix_groups(w1.t(), grad_groups)  # (batch, c, b·…)
+    mixed_maps = mixed.view(batch * c, *_maps(grad, a, conv).shape[1:])
+    grad_w2 = _w2_weight_grad(mixed_maps, _maps(x, c, conv), w2.shape, conv)
+    applied = _w2_op(_maps(x, c, conv), w2, conv)  # w2 inside the input's groups
+    grad_w1 = torch.bmm(grad_groups, _grouped(applied, c, batch).transpose(1, 2)).sum(0)
     return grad_w1, grad_w2
 
 
@@ -200,6 +286,18 @@ def _w2_input_grad(grad_maps: torch.Tensor, x_shape, w2: torch.Tensor, conv: Con
     return mix_groups(w2.flatten(1).t(), grad_maps.flatten(2)).view(x_shape)
 
 
+def _add_w2_input_grad(into_maps: torch.Tensor, grad_maps: torch.Tensor, w2: torch.Tensor, conv):
+    """into_maps += w2ᵀ inside the groups of grad_maps, in place (by the product itself where it can)."""
+    if conv is None:
+        into_maps.addmm_(grad_maps, w2)
+    elif _pointwise(w2.shape, conv):
+        into_maps.view(into_maps.shape[0], into_maps.shape[1], -1).baddbmm_(
+            w2.flatten(1).t().expand(grad_maps.shape[0], -1, -1), grad_maps.flatten(2)
+        )
+    else:
+        into_maps.add_(_op_input_grad(grad_maps, into_maps.shape, w2, conv))
+
+
 def _w2_weight_grad(grad_maps: torch.Tensor, x_maps: torch.Tensor, w2_shape, conv: ConvGeometry | None):
     if not _pointwise(w2_shape, conv):
         return _op_weight_grad(grad_maps, x_maps, w2_shape, conv)
@@ -230,7 +328,9 @@ def _op_input_grad(grad: torch.Tensor, x_shape, weight: torch.Tensor, conv: Conv
 
 def _op_weight_grad(grad: torch.Tensor, x: torch.Tensor, weight_shape, conv: ConvGeometry | None):
     if conv is None:
-        return grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+        grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        # the wider side as the product's rows: up to 1.2× faster at w2's shapes on CPU
+        return grad.t() @ x if grad.shape[1] >= x.shape[1] else (x.t() @ grad).t()
     shaped_like_weight = grad.new_empty(1).expand(weight_shape)  # only its shape is read
     return _conv_backward(grad, x, shaped_like_weight, conv, want_input=False)
 

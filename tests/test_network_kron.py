@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -71,6 +73,45 @@ def test_merged_weight_is_w_plus_kron():
     _, weight, _, w1, w2 = layer_case(3, 2, 4, 5, conv=STRIDE_1, kernel=3)
     expected = weight + torch.kron(w1.view(3, 2, 1, 1), w2)
     torch.testing.assert_close(kron.merged_weight(weight, w1, w2), expected, rtol=0, atol=1e-12)
+
+
+def test_layers_of_different_sizes_in_a_chain_match_the_explicit_products():
+    """Layers sharing the CPU buffer for W + ΔW, a large one then a small one, keep their results."""
+    x, w_a, b_a, w1_a, w2_a = layer_case(4, 3, 6, 5, seed=1)  # 15 → 24 features
+    _, w_b, b_b, w1_b, w2_b = layer_case(2, 4, 3, 6, seed=2)  # 24 → 6 features
+    params = [x, w_a, b_a, w1_a, w2_a, w_b, b_b, w1_b, w2_b]
+    hidden = kron.kron_layer(x, w_a, b_a, w1_a, w2_a, path="merged")
+    y = kron.kron_layer(hidden, w_b, b_b, w1_b, w2_b, path="merged")
+    expected = explicit_layer(explicit_layer(x, w_a, b_a, w1_a, w2_a, None), w_b, b_b, w1_b, w2_b, None)
+    grad_out = torch.randn_like(expected)
+    grads = torch.autograd.grad(y, params, grad_out)
+    expected_grads = torch.autograd.grad(expected, params, grad_out)
+    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_cpu_buffer_for_w_plus_delta_is_reused_on_a_thread_and_not_shared_across_threads():
+    """No fresh weight-sized tensor per call on CPU; another thread gets its own buffer."""
+    _, big, _, w1, w2 = layer_case(4, 3, 6, 5)
+    _, small, _, w1_small, w2_small = layer_case(2, 3, 2, 5)
+    with torch.no_grad():
+        first = kron._merged_for_product(big, w1, w2, torch.float64)
+        torch.testing.assert_close(first, kron.merged_weight(big, w1, w2))
+        pointer = first.data_ptr()
+        second = kron._merged_for_product(small, w1_small, w2_small, torch.float64)
+        torch.testing.assert_close(second, kron.merged_weight(small, w1_small, w2_small))
+        assert second.data_ptr() == pointer
+        other_thread: list[int] = []
+
+        def merge_on_another_thread():
+            with torch.no_grad():  # grad mode is per thread
+                other_thread.append(kron._merged_for_product(big, w1, w2, torch.float64).data_ptr())
+
+        worker = threading.Thread(target=merge_on_another_thread)
+        worker.start()
+        worker.join()
+        assert other_thread and other_thread[0] != pointer
 
 
 def test_merged_backward_skips_gradients_nobody_asked_for():

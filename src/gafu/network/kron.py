@@ -94,7 +94,8 @@ def merged_weight(
 
 def _merged_for_product(weight, w1, w2, dtype: torch.dtype) -> torch.Tensor:
     """W + w1 ⊗ w2 in `dtype`, formed at the weight's precision, for one product only."""
-    if weight.device.type != "cpu" or torch.compiler.is_compiling():
+    # autograd records no op with out=: grad mode is on only in a backward with create_graph
+    if weight.device.type != "cpu" or torch.compiler.is_compiling() or torch.is_grad_enabled():
         return merged_weight(weight, w1, w2).to(dtype)
     return merged_weight(weight, w1, w2, out=_product_scratch(weight.shape, dtype))
 

@@ -11,8 +11,8 @@ then loads it in fresh processes:
 Printed figures are peak RAM above the process's starting point, as a ratio of the bytes of the
 loaded weights (1.0 = no memory beyond the weights themselves), and the time ratio.
 
-    python bench/bench_model_loading.py --size half
-    python bench/bench_model_loading.py --size full --skip-baseline   # ~7 GB file, ~8 GB RAM
+    python bench/model_loading.py --size half
+    python bench/model_loading.py --size full --skip-baseline   # ~7 GB file, ~8 GB RAM
 """
 
 from __future__ import annotations

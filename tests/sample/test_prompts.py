@@ -1,18 +1,12 @@
-"""Sample prompts: the dataset's typical captions, the plan's prompts, kohya-style prompts files."""
+"""Sample prompts: the plan's prompts, kohya-style prompts files."""
 
 from __future__ import annotations
 
 import pytest
 
-from gafu import recipe
 from gafu.errors import GafuError
 from gafu.plan.model import SamplePlan
-from gafu.sample.prompts import (
-    FALLBACK_PROMPT,
-    plan_prompts,
-    read_prompts_file,
-    typical_prompts,
-)
+from gafu.sample.prompts import FALLBACK_PROMPT, plan_prompts, read_prompts_file
 
 TRIGGER = "mzh_style"
 SAMPLE = SamplePlan(
@@ -34,31 +28,6 @@ def write_prompts(tmp_path, text: str):
     path = tmp_path / "prompts.txt"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-# --- defaults from the dataset --------------------------------------------------------------------
-def test_typical_prompts_are_real_captions_without_trigger_or_unwanted_tags():
-    captions = [
-        [TRIGGER, "1girl", "solo", "white dress", "letterboxed"],
-        [TRIGGER, "1girl", "solo", "white dress", "smile"],
-        [TRIGGER, "1girl", "solo", "black dress"],
-        [TRIGGER, "landscape", "tree", "sky"],
-        [TRIGGER, "landscape", "tree", "river"],
-    ]
-    prompts = typical_prompts(captions, trigger=TRIGGER, unwanted=recipe.UNWANTED_TAGS)
-    assert len(prompts) == 2
-    # the most typical caption, its tags ordered by how many captions hold them
-    assert prompts[0] == "1girl, solo, white dress"
-    # the second shares less than half its tags with the first: the landscape captions
-    assert prompts[1].startswith("landscape, tree")
-    assert all(TRIGGER not in p and "letterboxed" not in p for p in prompts)
-
-
-def test_typical_prompts_take_near_duplicates_when_nothing_else_is_there():
-    captions = [[TRIGGER, "1girl", "solo"], [TRIGGER, "1girl", "solo", "smile"]]
-    prompts = typical_prompts(captions, trigger=TRIGGER, unwanted=[])
-    assert prompts == ["1girl, solo", "1girl, solo, smile"]
-    assert typical_prompts([[TRIGGER]], trigger=TRIGGER, unwanted=[]) == []
 
 
 def test_plan_prompts_carry_the_plan_settings_and_drop_a_written_trigger():

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from gafu import __version__, recipe
+from gafu.captions.typical import dataset_prompts
 from gafu.config import Config
 from gafu.errors import GafuError
 from gafu.families import ModelFamily
@@ -56,7 +57,6 @@ from gafu.plan.model import (
 from gafu.plan.network import NetworkDescriber, alpha_note, describe_lokr_network, layer_widths, lokr_settings
 from gafu.plan.validate import check_network, check_prediction, check_train
 from gafu.project import Project
-from gafu.sample.prompts import dataset_prompts
 
 # gafu's choice: a batch × accumulation pair may miss the effective batch (P2) by this much
 # when the exact pair would need a smaller, slower batch; the plan says so when it does.

@@ -36,6 +36,16 @@ def layer_case(a, c, b, d, *, conv=None, kernel=1, spatial=(5, 4), bias=True, se
     return x, rand(a * b, c * d, *window), rand(a * b) if bias else None, rand(a, c), rand(b, d, *window)
 
 
+def assert_agree_with_explicit(y, expected, inputs) -> None:
+    """y and the gradients of every tensor in `inputs` equal those through the explicit layer (float64)."""
+    grad_out = torch.randn_like(expected)
+    grads = torch.autograd.grad(y, inputs, grad_out)
+    expected_grads = torch.autograd.grad(expected, inputs, grad_out)
+    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
 CASES = {
     "linear": dict(a=4, c=3, b=5, d=6),
     "linear, wide output": dict(a=2, c=4, b=20, d=3),
@@ -58,14 +68,7 @@ def test_kron_layer_matches_the_explicit_kronecker_product(case, path):
     trained = [t for t in inputs if t is not None]
 
     y = kron.kron_layer(*inputs, conv, path=path)
-    expected = explicit_layer(*inputs, conv)
-    grad_out = torch.randn_like(expected)
-    grads = torch.autograd.grad(y, trained, grad_out)
-    expected_grads = torch.autograd.grad(expected, trained, grad_out)
-
-    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
-    for got, want in zip(grads, expected_grads, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    assert_agree_with_explicit(y, explicit_layer(*inputs, conv), trained)
 
 
 def test_merged_weight_is_w_plus_kron():
@@ -83,12 +86,7 @@ def test_layers_of_different_sizes_in_a_chain_match_the_explicit_products():
     hidden = kron.kron_layer(x, w_a, b_a, w1_a, w2_a, path="merged")
     y = kron.kron_layer(hidden, w_b, b_b, w1_b, w2_b, path="merged")
     expected = explicit_layer(explicit_layer(x, w_a, b_a, w1_a, w2_a, None), w_b, b_b, w1_b, w2_b, None)
-    grad_out = torch.randn_like(expected)
-    grads = torch.autograd.grad(y, params, grad_out)
-    expected_grads = torch.autograd.grad(expected, params, grad_out)
-    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
-    for got, want in zip(grads, expected_grads, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    assert_agree_with_explicit(y, expected, params)
 
 
 def test_cpu_buffer_for_w_plus_delta_is_reused_on_a_thread_and_not_shared_across_threads():

@@ -1,5 +1,4 @@
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -12,7 +11,6 @@ from gafu.plan import resolve_plan
 from gafu.plan.memory import GIB, GpuInfo
 from gafu.plan.model import value_names
 from gafu.plan.render import source_of
-from gafu.plan.resolve import EFFECTIVE_BATCH_TOLERANCE, BatchPairs, choose_batch
 from gafu.project import Project
 from tests.conftest import small_network_summary
 
@@ -206,35 +204,6 @@ def test_batch_overrides(prepared_project):
     off = _plan(_with(project, "train", batch_size=3, gradient_accumulation=10), 80.0)
     assert any("far from the effective batch 100" in w for w in off.warnings)
     assert off.batch.steps_per_epoch == 7 and any("not the recipe's 2 (P3)" in w for w in off.warnings)
-
-
-def _pairs(effective, steps_per_epoch=1):
-    """One bucket: an epoch of steps_per_epoch × effective samples."""
-    return BatchPairs(effective, steps_per_epoch, lambda b: math.ceil(effective * steps_per_epoch / b))
-
-
-def test_choose_batch_prefers_fewest_passes_then_exact_pairs():
-    batch, why = choose_batch(_pairs(200, 2), 4)
-    assert batch == 4 and "accumulation 50 = effective batch 200" in why
-    batch, why = choose_batch(_pairs(194), 4)  # 194 = 2 × 97
-    assert batch == 4
-    assert "4 (the memory estimate fits batches up to 4) × accumulation 49 = 196" in why
-    assert "+1.0%" in why and "exact pair 2 × 97" in why and "batch_size = 2" in why
-    assert choose_batch(_pairs(7), 16)[0] == 7  # never larger than the effective batch
-    assert choose_batch(_pairs(200), 140)[0] == 100  # 100 × 2, not 105 × 2 = 210
-    assert choose_batch(_pairs(80, 2), 11)[0] == 10  # 10 × 8; 11 × 8 = 88 is too far, 11 × 7 a third step
-
-
-def test_chosen_pairs_keep_the_recipes_steps_per_epoch():
-    for steps in (1, 2):
-        for effective in range(1, 260, 7):
-            for max_batch in (1, 3, 4, 6, 8, 13):
-                pairs = _pairs(effective, steps)
-                batch, _ = choose_batch(pairs, max_batch)
-                accumulation = pairs.accumulation(batch)
-                assert 1 <= batch <= max_batch
-                assert math.ceil(pairs.micro_batches(batch) / accumulation) == steps
-                assert abs(batch * accumulation - effective) <= EFFECTIVE_BATCH_TOLERANCE * effective
 
 
 def test_buckets_and_largest_training_size(prepared_project):

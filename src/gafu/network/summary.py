@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
+from gafu.models.load import meta_model
+from gafu.network.lokr import LokrNetwork, build_network
 from gafu.network.settings import LokrSettings
-
-Component = Literal["unet", "te1", "te2"]
-ModuleKind = Literal["linear", "conv1x1", "conv3x3"]
+from gafu.network.targets import Component, ModuleKind
 
 
 @dataclass(frozen=True)
@@ -78,16 +77,13 @@ def describe_network(
     """
     from accelerate import init_empty_weights
 
-    from gafu.models.load import meta_model
-    from gafu.network.lokr import build_network
-
     unet, te1, te2 = meta_model(config_dir)
     with init_empty_weights():  # parameters land on the meta device: shapes, no memory
         network = build_network(unet, (te1, te2), settings or LokrSettings(), module_class=module_class)
     return summarize_network(network)
 
 
-def summarize_network(network) -> NetworkSummary:
+def summarize_network(network: LokrNetwork) -> NetworkSummary:
     """The summary of a built `LokrNetwork`."""
     modules = []
     for module in network.lokr_modules():

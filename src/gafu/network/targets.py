@@ -18,13 +18,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from torch import nn
 
 from gafu.errors import GafuError
 from gafu.models.sgm import sgm_block, sgm_unet_path
 from gafu.network.settings import LokrSettings
-from gafu.network.summary import Component, ModuleKind
+
+Component = Literal["unet", "te1", "te2"]
+ModuleKind = Literal["linear", "conv1x1", "conv3x3"]
 
 UNET_PREFIX = "lora_unet"
 TEXT_ENCODER_PREFIXES = ("lora_te1", "lora_te2")  # SDXL: two text encoders, numbered from 1

@@ -11,8 +11,122 @@ from PIL import Image, UnidentifiedImageError
 from gafu import recipe
 from gafu.config import SetName
 from gafu.errors import GafuError, os_error_message
-from gafu.layout import DatasetPicture
-from gafu.plan.model import SetPlan
+from gafu.families import ModelFamily
+from gafu.layout import CAPTION_SUFFIX, DatasetPicture
+from gafu.plan.model import DatasetPlan, SetPlan
+from gafu.plan.sources import Sources
+from gafu.project import Project
+
+
+def dataset_plan(
+    project: Project, family: ModelFamily, sources: Sources, warnings: list[str], notes: list[str]
+) -> DatasetPlan:
+    """The dataset section: both sets as the trainer will see them, at the training side (D4, D5)."""
+    config = project.config
+    resolution = config.train.resolution or family.training_side
+    sources.set(
+        "dataset.resolution",
+        None,
+        "gafu.toml [train] resolution" if config.train.resolution else f"family {family.name} (D4)",
+    )
+    target_pictures, reg_pictures = _prepared_pictures(project, warnings)
+    effective = target_samples(target_pictures)
+    target = describe_set(project.root, "target", target_pictures, resolution, samples_per_epoch=effective)
+    reg = (
+        describe_set(project.root, "reg", reg_pictures, resolution, samples_per_epoch=effective)
+        if reg_pictures
+        else None
+    )
+    _dataset_remarks(project, target, reg, resolution, warnings, notes)
+    for name in ("target", "reg"):
+        sources.set(
+            f"dataset.{name}", None, f"dataset ({project.set_dir(name).relative_to(project.root).as_posix()})"
+        )
+    sources.set("dataset.bucket_step", None, "recipe D4b")
+    sources.set("dataset.bucket_no_upscale", None, "gafu default: pictures are prepared at their size (D4)")
+    sources.set("dataset.largest_bucket", None, "dataset")
+    sources.set("dataset.caption_extension", None, "recipe D5")
+    sources.set("dataset.cache_latents", None, "gafu default: latents cached once, VAE off the GPU")
+    return DatasetPlan(
+        target=target,
+        reg=reg,
+        resolution=resolution,
+        bucket_step=recipe.BUCKET_STEP,
+        bucket_no_upscale=True,
+        largest_bucket=size_key(largest_bucket(target, reg)),
+        caption_extension=CAPTION_SUFFIX,
+        keep_tokens=sources.config("dataset.keep_tokens", "train", "keep_tokens"),
+        shuffle_caption=sources.config("dataset.shuffle_caption", "train", "shuffle_caption"),
+        caption_dropout_rate=sources.config("dataset.caption_dropout_rate", "train", "caption_dropout_rate"),
+        caption_tag_dropout_rate=sources.config(
+            "dataset.caption_tag_dropout_rate", "train", "caption_tag_dropout_rate"
+        ),
+        caption_dropout_every_n_epochs=sources.config(
+            "dataset.caption_dropout_every_n_epochs", "train", "caption_dropout_every_n_epochs"
+        ),
+        prior_loss_weight=sources.set("dataset.prior_loss_weight", recipe.PRIOR_LOSS_WEIGHT, "recipe P3"),
+        cache_latents=True,
+    )
+
+
+def _prepared_pictures(
+    project: Project, warnings: list[str]
+) -> tuple[list[DatasetPicture], list[DatasetPicture]]:
+    target = project.pictures("target")
+    if not target:
+        raise GafuError(
+            f"no prepared pictures in {project.set_dir('target')}",
+            path=project.set_dir("target"),
+            hint="run `gafu prep` first",
+        )
+    reg = project.pictures("reg")
+    if project.config.sources.reg and not reg:
+        raise GafuError(
+            f"gafu.toml names a regularization folder but {project.set_dir('reg')} "
+            "holds no prepared pictures",
+            path=project.set_dir("reg"),
+            hint="run `gafu prep` first (or empty [sources] reg to train without regularization)",
+        )
+    if reg and not project.config.sources.reg:
+        warnings.append(
+            f"{project.set_dir('reg')} has {len(reg)} pictures though gafu.toml names no regularization "
+            "folder; they are used (remove the folder to train without them)"
+        )
+    return target, reg
+
+
+def _dataset_remarks(
+    project: Project,
+    target: SetPlan,
+    reg: SetPlan | None,
+    resolution: int,
+    warnings: list[str],
+    notes: list[str],
+) -> None:
+    config_repeats = project.config.project.repeats
+    if target.repeats != config_repeats:
+        warnings.append(
+            f"gafu.toml says repeats = {config_repeats} but the dataset's folders use {target.repeats}; "
+            "the plan follows the dataset (run `gafu prep` again to apply the new repeats)"
+        )
+    if reg is None:
+        warnings.append("no regularization set: the style will leak into every tag of the target set (D2)")
+    for plan in filter(None, (target, reg)):
+        if plan.captions_missing:
+            warnings.append(
+                f"{plan.captions_missing} {plan.name} pictures have no caption yet: run `gafu tag`"
+            )
+    area = resolution * resolution
+    for plan in filter(None, (target, reg)):
+        sizes = [parse_size_key(s) for s in plan.sizes]
+        if any(w * h > area for w, h in sizes):
+            notes.append(
+                f"some {plan.name} pictures are larger than {resolution}² and are scaled down to that area"
+            )
+        if any(w * h < area for w, h in sizes):
+            notes.append(
+                f"some {plan.name} pictures are smaller than {resolution}²: they train at their own size"
+            )
 
 
 def picture_size(path: Path) -> tuple[int, int]:
@@ -61,6 +175,12 @@ def _round_to_step(value: float, step: int) -> int:
 def size_key(size: tuple[int, int]) -> str:
     """`"WxH"`."""
     return f"{size[0]}x{size[1]}"
+
+
+def parse_size_key(key: str) -> tuple[int, int]:
+    """`(width, height)` from `"WxH"`."""
+    width, height = key.split("x")
+    return int(width), int(height)
 
 
 def describe_set(
@@ -113,5 +233,5 @@ def micro_batches(target: SetPlan, reg: SetPlan | None, batch_size: int) -> int:
 
 def largest_bucket(*sets: SetPlan | None) -> tuple[int, int]:
     """The largest training size (by area) over the given sets."""
-    sizes = [tuple(int(v) for v in key.split("x")) for s in sets if s is not None for key in s.buckets]
+    sizes = [parse_size_key(key) for s in sets if s is not None for key in s.buckets]
     return max(sizes, key=lambda wh: (wh[0] * wh[1], wh))

@@ -1,96 +1,45 @@
 """`resolve_plan`: gafu.toml + the prepared dataset + GPU memory → the Plan (P1–P10).
 
 A pure function of its inputs: the GPU is passed in (the CLI detects it), so the same project,
-dataset and memory give the same plan. Every value is recorded with its source: a recipe rule
-(read from the config field's own doc, so no recipe number is restated here), a family preset,
-a `gafu.toml` override, the dataset, or the memory model.
+dataset and memory give the same plan. Every value is recorded with its source (`Sources`): a
+recipe rule (read from the config field's own doc, so no recipe number is restated here), a
+family preset, a `gafu.toml` override, the dataset, or the memory model.
+
+The sections are built in the order a run needs them: model and loss (P9) and network (P6)
+here; the dataset (`gafu.plan.dataset`), the memory it is planned for (`gafu.plan.vram`), the
+batch (`gafu.plan.batch`); then optimizer, run and sampling here again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from gafu import __version__, recipe
 from gafu.captions.typical import dataset_prompts
 from gafu.config import Config
-from gafu.errors import GafuError
 from gafu.families import ModelFamily
-from gafu.layout import CAPTION_SUFFIX, DatasetPicture
-from gafu.models.load import meta_model, project_config_dir
-from gafu.plan.dataset import (
-    describe_set,
-    largest_bucket,
-    micro_batches,
-    size_key,
-    target_samples,
-)
-from gafu.plan.memory import (
-    DEFAULT_VRAM_GB,
-    FALLBACK_LOKR_PARAMETERS,
-    GpuInfo,
-    MemoryEstimate,
-    MemoryModel,
-    TrainingShape,
-    estimate_memory,
-)
+from gafu.models.load import project_config_dir
+from gafu.plan.batch import batch_plan
+from gafu.plan.dataset import dataset_plan
+from gafu.plan.memory import GpuInfo, MemoryModel, estimate_memory
 from gafu.plan.model import (
     PLAN_VERSION,
     BatchPlan,
-    DatasetPlan,
     LossPlan,
-    MemoryPlan,
     ModelPlan,
     NetworkPlan,
     OptimizerPlan,
     Plan,
     RunPlan,
     SamplePlan,
-    SetPlan,
-    value_names,
 )
 from gafu.plan.network import NetworkDescriber, alpha_note, describe_lokr_network, layer_widths, lokr_settings
+from gafu.plan.sources import Sources
 from gafu.plan.validate import check_network, check_prediction, check_train
+from gafu.plan.vram import memory_model_for, memory_plan, memory_warning, planned_vram, training_shape
 from gafu.project import Project
-
-# gafu's choice: a batch × accumulation pair may miss the effective batch (P2) by this much
-# when the exact pair would need a smaller, slower batch; the plan says so when it does.
-EFFECTIVE_BATCH_TOLERANCE = 0.05
-
-_RULE = re.compile(r"^([DTP]\d+(?:/[DTP]\d+)*)\b")
-
-
-class _Sources:
-    """Records where each plan value came from, keyed by its dotted name in the plan."""
-
-    def __init__(self, config: Config):
-        self._config = config
-        self.by_name: dict[str, str] = {}
-
-    def set(self, name: str, value: Any, source: str) -> Any:
-        """Record `source` for `name` and return `value`."""
-        self.by_name[name] = source
-        return value
-
-    def config(self, name: str, section: str, key: str, *, default_source: str | None = None) -> Any:
-        """A value from `[section] key`: an override when it differs from the default, else its rule."""
-        section_obj = getattr(self._config, section)
-        value = getattr(section_obj, key)
-        if value != getattr(type(section_obj)(), key):
-            return self.set(name, value, f"gafu.toml [{section}] {key}")
-        return self.set(name, value, default_source or _rule_of(type(section_obj), key))
-
-
-def _rule_of(section_cls: type, key: str) -> str:
-    """`recipe P4` from a config field's doc (`"P4: …"`), else `gafu default`."""
-    doc = next(f.metadata.get("doc", "") for f in dataclasses.fields(section_cls) if f.name == key)
-    match = _RULE.match(doc)
-    return f"recipe {match.group(1)}" if match else "gafu default"
 
 
 def resolve_plan(
@@ -109,21 +58,21 @@ def resolve_plan(
     if describe is None:
         describe = partial(describe_lokr_network, config_dir=config_dir)
     config, family, source = project.config, project.family, str(project.config_path)
-    sources, notes = _Sources(config), []
+    sources, notes = Sources(config), []
     warnings = check_train(config.train, source)
     model = _model_plan(config, family, sources, warnings)
     loss = _loss_plan(config, family, sources, warnings, source)
     network = _network_plan(config, sources, warnings, notes, describe, source)
-    dataset = _dataset_plan(project, family, sources, warnings, notes)
+    dataset = dataset_plan(project, family, sources, warnings, notes)
     run = _run_plan(project, gpu, sources)
-    memory_model = memory_model or _memory_model_for(config_dir, notes)
-    estimate = estimate_memory(_training_shape(config, run, network, dataset, notes), memory_model)
-    vram, gpu_name = _vram(vram_gb, config, gpu, sources, notes)
+    memory_model = memory_model or memory_model_for(config_dir, notes)
+    estimate = estimate_memory(training_shape(config, run, network, dataset, notes), memory_model)
+    vram, gpu_name = planned_vram(vram_gb, config, gpu, sources, notes)
     usable = vram - memory_model.headroom_gib
-    batch = _batch_plan(config, dataset, estimate.max_batch_size(usable), sources, warnings, notes)
-    memory = _memory_plan(estimate, vram, gpu_name, usable, batch.batch_size, sources)
+    batch = batch_plan(config, dataset, estimate.max_batch_size(usable), sources, warnings, notes)
+    memory = memory_plan(estimate, vram, gpu_name, usable, batch.batch_size, sources)
     if not memory.fits:
-        warnings.append(_memory_warning(memory, batch.batch_size, config))
+        warnings.append(memory_warning(memory, batch.batch_size, config))
     plan = Plan(
         version=PLAN_VERSION,
         gafu_version=__version__,
@@ -140,13 +89,13 @@ def resolve_plan(
         notes=notes,
         warnings=warnings,
     )
-    return dataclasses.replace(plan, sources=_ordered(sources.by_name, plan))
+    return dataclasses.replace(plan, sources=sources.ordered(plan))
 
 
 # --- model and family (P9) ---------------------------------------------------------------------
 
 
-def _model_plan(config: Config, family: ModelFamily, sources: _Sources, warnings: list[str]) -> ModelPlan:
+def _model_plan(config: Config, family: ModelFamily, sources: Sources, warnings: list[str]) -> ModelPlan:
     for key in ("path", "config", "tokenizers", "vae"):
         sources.config(f"model.{key}", "model", key, default_source="not set")
     if not config.model.path:
@@ -169,7 +118,7 @@ def _model_plan(config: Config, family: ModelFamily, sources: _Sources, warnings
 
 
 def _loss_plan(
-    config: Config, family: ModelFamily, sources: _Sources, warnings: list[str], source: str
+    config: Config, family: ModelFamily, sources: Sources, warnings: list[str], source: str
 ) -> LossPlan:
     train = config.train
     flags = {}
@@ -206,26 +155,9 @@ def _loss_plan(
 # --- network (P6) --------------------------------------------------------------------------------
 
 
-def _memory_model_for(config_dir, notes: list[str]) -> MemoryModel:
-    """SDXL's memory model, or one scaled to the project's own architecture where it differs."""
-    model = MemoryModel()
-    if config_dir is None:
-        return model
-    unet, te1, te2 = meta_model(config_dir)
-    unet_parameters = sum(p.numel() for p in unet.parameters())
-    text_parameters = sum(p.numel() for te in (te1, te2) for p in te.parameters())
-    if (unet_parameters, text_parameters) == (model.unet_parameters, model.text_encoder_parameters):
-        return model
-    notes.append(
-        f"memory model: the architecture in {config_dir} has a {unet_parameters / 1e6:.1f} M-parameter "
-        f"U-Net (SDXL: {model.unet_parameters / 1e6:.0f} M); SDXL's figures are scaled to it (rough estimate)"
-    )
-    return model.for_architecture(unet_parameters, text_parameters)
-
-
 def _network_plan(
     config: Config,
-    sources: _Sources,
+    sources: Sources,
     warnings: list[str],
     notes: list[str],
     describe: NetworkDescriber,
@@ -250,357 +182,11 @@ def _network_plan(
     return NetworkPlan(algo=recipe.NETWORK_ALGO, settings=settings, summary=summary)
 
 
-def _lokr_parameters(network: NetworkPlan, notes: list[str]) -> int:
-    if network.summary is not None:
-        return network.summary.trainable_parameters
-    notes.append(
-        "memory model: no network summary, so the LoKr is assumed to have "
-        f"{FALLBACK_LOKR_PARAMETERS / 1e6:.0f} M trainable parameters (the recipe's ~200 MB file at factor 4)"
-    )
-    return FALLBACK_LOKR_PARAMETERS
-
-
-# --- dataset (D4, D5, P3, P7) ---------------------------------------------------------------------
-
-
-def _dataset_plan(
-    project: Project, family: ModelFamily, sources: _Sources, warnings: list[str], notes: list[str]
-) -> DatasetPlan:
-    config = project.config
-    resolution = config.train.resolution or family.training_side
-    sources.set(
-        "dataset.resolution",
-        None,
-        "gafu.toml [train] resolution" if config.train.resolution else f"family {family.name} (D4)",
-    )
-    target_pictures, reg_pictures = _prepared_pictures(project, warnings)
-    effective = target_samples(target_pictures)
-    target = describe_set(project.root, "target", target_pictures, resolution, samples_per_epoch=effective)
-    reg = (
-        describe_set(project.root, "reg", reg_pictures, resolution, samples_per_epoch=effective)
-        if reg_pictures
-        else None
-    )
-    _dataset_remarks(project, target, reg, resolution, warnings, notes)
-    for name in ("target", "reg"):
-        sources.set(
-            f"dataset.{name}", None, f"dataset ({project.set_dir(name).relative_to(project.root).as_posix()})"
-        )
-    sources.set("dataset.bucket_step", None, "recipe D4b")
-    sources.set("dataset.bucket_no_upscale", None, "gafu default: pictures are prepared at their size (D4)")
-    sources.set("dataset.largest_bucket", None, "dataset")
-    sources.set("dataset.caption_extension", None, "recipe D5")
-    sources.set("dataset.cache_latents", None, "gafu default: latents cached once, VAE off the GPU")
-    return DatasetPlan(
-        target=target,
-        reg=reg,
-        resolution=resolution,
-        bucket_step=recipe.BUCKET_STEP,
-        bucket_no_upscale=True,
-        largest_bucket=size_key(largest_bucket(target, reg)),
-        caption_extension=CAPTION_SUFFIX,
-        keep_tokens=sources.config("dataset.keep_tokens", "train", "keep_tokens"),
-        shuffle_caption=sources.config("dataset.shuffle_caption", "train", "shuffle_caption"),
-        caption_dropout_rate=sources.config("dataset.caption_dropout_rate", "train", "caption_dropout_rate"),
-        caption_tag_dropout_rate=sources.config(
-            "dataset.caption_tag_dropout_rate", "train", "caption_tag_dropout_rate"
-        ),
-        caption_dropout_every_n_epochs=sources.config(
-            "dataset.caption_dropout_every_n_epochs", "train", "caption_dropout_every_n_epochs"
-        ),
-        prior_loss_weight=sources.set("dataset.prior_loss_weight", recipe.PRIOR_LOSS_WEIGHT, "recipe P3"),
-        cache_latents=True,
-    )
-
-
-def _prepared_pictures(
-    project: Project, warnings: list[str]
-) -> tuple[list[DatasetPicture], list[DatasetPicture]]:
-    target = project.pictures("target")
-    if not target:
-        raise GafuError(
-            f"no prepared pictures in {project.set_dir('target')}",
-            path=project.set_dir("target"),
-            hint="run `gafu prep` first",
-        )
-    reg = project.pictures("reg")
-    if project.config.sources.reg and not reg:
-        raise GafuError(
-            f"gafu.toml names a regularization folder but {project.set_dir('reg')} "
-            "holds no prepared pictures",
-            path=project.set_dir("reg"),
-            hint="run `gafu prep` first (or empty [sources] reg to train without regularization)",
-        )
-    if reg and not project.config.sources.reg:
-        warnings.append(
-            f"{project.set_dir('reg')} has {len(reg)} pictures though gafu.toml names no regularization "
-            "folder; they are used (remove the folder to train without them)"
-        )
-    return target, reg
-
-
-def _dataset_remarks(
-    project: Project,
-    target: SetPlan,
-    reg: SetPlan | None,
-    resolution: int,
-    warnings: list[str],
-    notes: list[str],
-) -> None:
-    config_repeats = project.config.project.repeats
-    if target.repeats != config_repeats:
-        warnings.append(
-            f"gafu.toml says repeats = {config_repeats} but the dataset's folders use {target.repeats}; "
-            "the plan follows the dataset (run `gafu prep` again to apply the new repeats)"
-        )
-    if reg is None:
-        warnings.append("no regularization set: the style will leak into every tag of the target set (D2)")
-    for plan in filter(None, (target, reg)):
-        if plan.captions_missing:
-            warnings.append(
-                f"{plan.captions_missing} {plan.name} pictures have no caption yet: run `gafu tag`"
-            )
-    area = resolution * resolution
-    for plan in filter(None, (target, reg)):
-        sizes = [_parse_size(s) for s in plan.sizes]
-        if any(w * h > area for w, h in sizes):
-            notes.append(
-                f"some {plan.name} pictures are larger than {resolution}² and are scaled down to that area"
-            )
-        if any(w * h < area for w, h in sizes):
-            notes.append(
-                f"some {plan.name} pictures are smaller than {resolution}²: they train at their own size"
-            )
-
-
-# --- batch, steps and memory (P1–P3) ----------------------------------------------------------------
-
-
-def _batch_plan(
-    config: Config,
-    dataset: DatasetPlan,
-    max_batch: int,
-    sources: _Sources,
-    warnings: list[str],
-    notes: list[str],
-) -> BatchPlan:
-    epochs = sources.config("batch.epochs", "train", "epochs")
-    effective = sources.set(
-        "batch.effective_batch",
-        dataset.target.samples_per_epoch,
-        f"recipe P2: repeats {dataset.target.repeats} × {dataset.target.pictures} target pictures",
-    )
-    reg_samples = dataset.reg.samples_per_epoch if dataset.reg else 0
-    samples = sources.set(
-        "batch.samples_per_epoch",
-        dataset.target.samples_per_epoch + reg_samples,
-        "recipe P3: 2 × repeats × N with regularization" if dataset.reg else "recipe P3: repeats × N",
-    )
-    steps_target = samples // effective  # P3: 2 with regularization, 1 without
-    pairs = BatchPairs(
-        effective, steps_target, lambda batch: micro_batches(dataset.target, dataset.reg, batch)
-    )
-    batch_size, accumulation = _batch_pair(config, pairs, max_batch, sources, warnings, notes)
-    micro = sources.set(
-        "batch.micro_batches_per_epoch",
-        pairs.micro_batches(batch_size),
-        "derived: samples per bucket / batch size, rounded up",
-    )
-    steps = sources.set(
-        "batch.steps_per_epoch", math.ceil(micro / accumulation), "derived: micro-batches / accumulation"
-    )
-    if steps != steps_target:
-        warnings.append(
-            f"{steps} optimizer steps per epoch, not the recipe's {steps_target} (P3): "
-            f"batch size {batch_size} × accumulation {accumulation} does not fit the epoch's {micro} batches"
-        )
-    return BatchPlan(
-        epochs=epochs,
-        effective_batch=effective,
-        batch_size=batch_size,
-        gradient_accumulation=accumulation,
-        samples_per_epoch=samples,
-        micro_batches_per_epoch=micro,
-        steps_per_epoch=steps,
-        total_steps=sources.set("batch.total_steps", steps * epochs, "derived: steps per epoch × epochs"),
-    )
-
-
-@dataclass(frozen=True)
-class BatchPairs:
-    """The batch × accumulation pairs for an epoch of `steps_per_epoch` optimizer steps (P2, P3)."""
-
-    effective: int  # P2: repeats × target pictures
-    steps_per_epoch: int  # P3: 2 with regularization, 1 without
-    micro_batches: Callable[[int], int]  # batch size → batches in one epoch (buckets round up)
-
-    def accumulation(self, batch: int) -> int:
-        """Accumulation that makes an epoch `steps_per_epoch` steps (a step's last batch may be short)."""
-        return math.ceil(self.micro_batches(batch) / self.steps_per_epoch)
-
-    def deviation(self, batch: int) -> float:
-        """How far batch × accumulation is from the effective batch, as a fraction of it."""
-        return (batch * self.accumulation(batch) - self.effective) / self.effective
-
-
-def _batch_pair(
-    config: Config,
-    pairs: BatchPairs,
-    max_batch: int,
-    sources: _Sources,
-    warnings: list[str],
-    notes: list[str],
-) -> tuple[int, int]:
-    """Batch size and gradient accumulation (P2), from overrides or the memory model."""
-    given_batch, given_accumulation = config.train.batch_size, config.train.gradient_accumulation
-    if given_batch:
-        batch_size = sources.set("batch.batch_size", given_batch, "gafu.toml [train] batch_size")
-        if given_batch > max(1, max_batch):
-            warnings.append(
-                f"batch size {given_batch} is above the {max(1, max_batch)} the memory model fits (estimate)"
-            )
-    elif given_accumulation:
-        fitted = max(1, min(max_batch, round(pairs.effective / given_accumulation)))
-        batch_size = sources.set(
-            "batch.batch_size", fitted, "derived: effective batch / gradient_accumulation"
-        )
-    else:
-        batch_size, why = choose_batch(pairs, max_batch)
-        sources.set("batch.batch_size", batch_size, "memory model (estimate)")
-        notes.append(why)
-    if given_accumulation:
-        accumulation = sources.set(
-            "batch.gradient_accumulation", given_accumulation, "gafu.toml [train] gradient_accumulation"
-        )
-    else:
-        accumulation = sources.set(
-            "batch.gradient_accumulation",
-            pairs.accumulation(batch_size),
-            "recipe P2/P3: the epoch's batches / steps per epoch",
-        )
-    if abs(batch_size * accumulation - pairs.effective) > EFFECTIVE_BATCH_TOLERANCE * pairs.effective:
-        warnings.append(
-            f"batch size {batch_size} × accumulation {accumulation} = {batch_size * accumulation} "
-            f"is far from the effective batch {pairs.effective} (P2: repeats × target pictures)"
-        )
-    return batch_size, accumulation
-
-
-def choose_batch(pairs: BatchPairs, max_batch: int) -> tuple[int, str]:
-    """A batch size ≤ max_batch for the effective batch (P2), and the sentence that says why.
-
-    The fewest accumulation steps win (each is a forward and backward pass), among the batch
-    sizes whose batch × accumulation lands within EFFECTIVE_BATCH_TOLERANCE of the effective
-    batch; ties go to the nearest product, then the larger batch. Batch 1 always fits exactly.
-    """
-    ceiling = max(1, min(max_batch, pairs.effective))
-    candidates = [b for b in range(1, ceiling + 1) if abs(pairs.deviation(b)) <= EFFECTIVE_BATCH_TOLERANCE]
-    batch = min(candidates or [1], key=lambda b: (pairs.accumulation(b), abs(pairs.deviation(b)), -b))
-    accumulation, effective = pairs.accumulation(batch), pairs.effective
-    product = batch * accumulation
-    if max_batch < 1:
-        limit = "even batch 1 is over the memory estimate: see the warnings"
-    elif max_batch > effective:
-        limit = f"no batch needs to exceed the effective batch {effective}"
-    else:
-        limit = f"the memory estimate fits batches up to {max_batch}"
-    if product == effective:
-        return (
-            batch,
-            f"batch size {batch} × accumulation {accumulation} = effective batch {effective} (P2; {limit})",
-        )
-    exact = [b for b in candidates if pairs.deviation(b) == 0]
-    alternative = (
-        f"; the exact pair {max(exact)} × {pairs.accumulation(max(exact))} takes more passes per step: "
-        f"set [train] batch_size = {max(exact)} to prefer it"
-        if exact
-        else ""
-    )
-    return batch, (
-        f"batch size {batch} ({limit}) × accumulation {accumulation} = {product}, "
-        f"{(product - effective) / effective:+.1%} from the effective batch {effective} (P2), "
-        f"the nearest with {accumulation} passes per step{alternative}"
-    )
-
-
-def _vram(
-    vram_gb: float | None, config: Config, gpu: GpuInfo | None, sources: _Sources, notes: list[str]
-) -> tuple[float, str]:
-    gpu_name = gpu.name if gpu else ""
-    sources.set("memory.gpu", None, "detected" if gpu else "no GPU detected")
-    if vram_gb is not None:
-        if vram_gb <= 0:
-            raise GafuError(f"--vram {vram_gb:g}: give the GPU's memory in GB, e.g. --vram 12")
-        return sources.set("memory.vram_gb", float(vram_gb), "--vram"), gpu_name
-    if config.train.vram_gb > 0:
-        return sources.set("memory.vram_gb", config.train.vram_gb, "gafu.toml [train] vram_gb"), gpu_name
-    if gpu is not None:
-        return sources.set("memory.vram_gb", round(gpu.total_gib, 1), f"detected: {gpu.name}"), gpu_name
-    notes.append(f"no GPU detected: planned for {DEFAULT_VRAM_GB:g} GB; pass --vram GB for your card")
-    return sources.set("memory.vram_gb", DEFAULT_VRAM_GB, "gafu default (no GPU detected)"), gpu_name
-
-
-def _training_shape(
-    config: Config, run: RunPlan, network: NetworkPlan, dataset: DatasetPlan, notes: list[str]
-) -> TrainingShape:
-    """What the memory model needs to know about this run."""
-    return TrainingShape(
-        mixed_precision=run.mixed_precision,
-        gradient_checkpointing=run.gradient_checkpointing,
-        train_text_encoder=network.settings.train_text_encoder,
-        optimizer=config.train.optimizer,
-        cache_latents=dataset.cache_latents,
-        lokr_parameters=_lokr_parameters(network, notes),
-        largest_bucket=_parse_size(dataset.largest_bucket),
-    )
-
-
-def _memory_plan(
-    estimate: MemoryEstimate, vram: float, gpu_name: str, usable: float, batch_size: int, sources: _Sources
-) -> MemoryPlan:
-    for key in (
-        "usable_gb",
-        "fixed_gb",
-        "per_sample_gb",
-        "estimate_gb",
-        "max_batch_size",
-        "fits",
-        "breakdown",
-    ):
-        sources.set(f"memory.{key}", None, "memory model (estimate)")
-    return MemoryPlan(
-        vram_gb=vram,
-        gpu=gpu_name,
-        usable_gb=round(usable, 2),
-        fixed_gb=round(estimate.fixed_gib, 2),
-        per_sample_gb=round(estimate.per_sample_gib, 2),
-        estimate_gb=round(estimate.at(batch_size), 2),
-        max_batch_size=max(1, estimate.max_batch_size(usable)),
-        fits=estimate.at(batch_size) <= usable,
-        breakdown=estimate.breakdown(batch_size),
-    )
-
-
-def _memory_warning(memory: MemoryPlan, batch_size: int, config: Config) -> str:
-    tips = []
-    if config.train.optimizer != "adamw8bit":
-        tips.append('optimizer = "adamw8bit"')
-    if not config.train.gradient_checkpointing:
-        tips.append("gradient_checkpointing = true")
-    if config.train.train_text_encoder:
-        tips.append("train_text_encoder = false")
-    tips.append("a smaller [train] resolution")
-    return (
-        f"batch size {batch_size} needs about {memory.estimate_gb:g} GB (estimate) but {memory.vram_gb:g} GB "
-        f"leaves {memory.usable_gb:g} GB usable; to save memory try, in [train]: {', '.join(tips)}"
-    )
-
-
 # --- optimizer, run, sampling (P1, P4, P5, P10) --------------------------------------------------------
 
 
 def _optimizer_plan(
-    config: Config, batch: BatchPlan, network: NetworkPlan, sources: _Sources, notes: list[str]
+    config: Config, batch: BatchPlan, network: NetworkPlan, sources: Sources, notes: list[str]
 ) -> OptimizerPlan:
     unet_lr = sources.config("optimizer.unet_lr", "train", "unet_lr")
     ratio = sources.config("optimizer.text_encoder_lr_ratio", "train", "text_encoder_lr_ratio")
@@ -639,7 +225,7 @@ def _optimizer_plan(
     )
 
 
-def _run_plan(project: Project, gpu: GpuInfo | None, sources: _Sources) -> RunPlan:
+def _run_plan(project: Project, gpu: GpuInfo | None, sources: Sources) -> RunPlan:
     train = project.config.train
     precision = train.mixed_precision
     if precision == "auto":
@@ -673,7 +259,7 @@ def _run_plan(project: Project, gpu: GpuInfo | None, sources: _Sources) -> RunPl
     )
 
 
-def _sample_plan(project: Project, family: ModelFamily, sources: _Sources) -> SamplePlan:
+def _sample_plan(project: Project, family: ModelFamily, sources: Sources) -> SamplePlan:
     sample = project.config.sample
     preset = f"family {family.name} sampler preset"
 
@@ -703,17 +289,3 @@ def _sample_plan(project: Project, family: ModelFamily, sources: _Sources) -> Sa
         width=override_or("width", "width", family.training_side, side),
         height=override_or("height", "height", family.training_side, side),
     )
-
-
-# --- helpers ---------------------------------------------------------------------------------------
-
-
-def _parse_size(key: str) -> tuple[int, int]:
-    width, height = key.split("x")
-    return int(width), int(height)
-
-
-def _ordered(by_name: dict[str, str], plan: Plan) -> dict[str, str]:
-    """Sources in the order the plan's values appear (for reading the JSON top to bottom)."""
-    order = {name: i for i, name in enumerate(value_names(plan.to_dict()))}
-    return dict(sorted(by_name.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))

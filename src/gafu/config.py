@@ -49,11 +49,24 @@ class ProjectSection:
 
 
 @dataclass(kw_only=True)
+class ConceptSource:
+    """A folder of originals trained as a concept folder of its own, `<repeats>_<name>` (D5)."""
+
+    folder: str = _opt("", "the folder of originals (never modified)")
+    set: SetName = _opt("target", "target or reg")
+    repeats: int = _opt(recipe.REPEATS, "D5: repeats of its pictures")
+    name: str = _opt("", "the concept folder's name; empty = the folder's own, less its `<repeats>_`")
+
+
+@dataclass(kw_only=True)
 class SourcesSection:
     """The user's own folders; gafu only reads them."""
 
     target: str = _opt("", "D1: folder of the target style's pictures (never modified)")
     reg: str = _opt("", "D2: folder of other styles' pictures; empty for none (never modified)")
+    concepts: list[ConceptSource] = _opt(
+        [], "D5: more folders, each its own `<repeats>_<name>` concept (kohya's subsets)"
+    )
 
 
 @dataclass(kw_only=True)
@@ -77,6 +90,10 @@ class PrepSection:
     upscale_warn: float = _opt(recipe.UPSCALE_WARN_FACTOR, "flag pictures upscaled more than this")
     on_reg_duplicate: Literal["error", "drop"] = _opt(
         "error", "D2: a target picture in the reg folder is an error, or is dropped from reg"
+    )
+    caption_extensions: list[str] = _opt(
+        list(recipe.ORIGINAL_CAPTION_SUFFIXES),
+        "D5: captions beside the originals, carried to pictures without one (first found)",
     )
     workers: int = _opt(0, "processes for prep; 0 = all cores")
 
@@ -190,6 +207,16 @@ class SampleSection:
 
 
 @dataclass(kw_only=True)
+class KohyaSection:
+    """What `gafu init --from-kohya` read; `gafu plan` shows these values as from kohya."""
+
+    config: str = _opt("", "the kohya training config (sd-scripts .toml, or the GUI's .json)")
+    dataset: str = _opt("", "the kohya dataset config (.toml)")
+    values: list[str] = _opt([], "gafu.toml values the kohya files set, as `train.unet_lr = 0.0005`")
+    unused: list[str] = _opt([], "kohya options gafu does not use, as `xformers = true`")
+
+
+@dataclass(kw_only=True)
 class Config:
     """The whole of `gafu.toml`."""
 
@@ -203,6 +230,7 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     network: NetworkSection = field(default_factory=NetworkSection)
     sample: SampleSection = field(default_factory=SampleSection)
+    kohya: KohyaSection = field(default_factory=KohyaSection, metadata={"omit_when_default": True})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (None values left out, as TOML has no null)."""
@@ -278,6 +306,8 @@ def _unknown_key_message(full: str, key: str, valid: list[str], source: str) -> 
 def _coerce(hint: Any, value: Any, *, name: str, source: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):  # an item of an array of tables
+        return _build(hint, value, prefix=f"{name}.", source=source)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return _coerce(inner[0], value, name=name, source=source)
@@ -342,7 +372,7 @@ def _render_section(obj: Any, default: Any, prefix: str, lines: list[str]) -> No
         if f.name == "version":
             continue
         value, default_value = getattr(obj, f.name), getattr(default, f.name)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) or (value and _is_table_list(value)):
             nested.append((f, value, default_value))
             continue
         doc = f.metadata.get("doc", "")
@@ -356,9 +386,27 @@ def _render_section(obj: Any, default: Any, prefix: str, lines: list[str]) -> No
             lines.append(f"{line}   # {doc}")
     for f, value, default_value in nested:
         name = prefix + f.name
-        doc = f.metadata.get("doc") or (type(value).__doc__ or "").strip().splitlines()[0]
+        if f.metadata.get("omit_when_default") and value == default_value:
+            continue
+        if isinstance(value, list):  # an array of tables: every item written out
+            for item in value:
+                lines.extend(["", f"[[{name}]]   # {_first_line(type(item).__doc__)}"])
+                lines.extend(
+                    f"{g.name} = {_toml_value(getattr(item, g.name))}   # {g.metadata.get('doc', '')}"
+                    for g in dataclasses.fields(item)
+                )
+            continue
+        doc = f.metadata.get("doc") or _first_line(type(value).__doc__)
         lines.extend(["", f"[{name}]   # {doc}"])
         _render_section(value, default_value, name + ".", lines)
+
+
+def _is_table_list(value: Any) -> bool:
+    return isinstance(value, list) and all(dataclasses.is_dataclass(item) for item in value)
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0]
 
 
 def _toml_value(value: Any) -> str:

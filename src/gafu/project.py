@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gafu import recipe
-from gafu.config import CONFIG_NAME, Config, SetName, load_config
+from gafu.config import CONFIG_NAME, ConceptSource, Config, SetName, load_config
 from gafu.errors import GafuError
 from gafu.families import ModelFamily, get_family
 from gafu.layout import DatasetPicture, concept_folder_name, list_pictures
@@ -54,6 +54,20 @@ class Project:
         """The user's folder of originals for a set (None when no regularization set is configured)."""
         value = self.config.sources.target if which == "target" else self.config.sources.reg
         return self.resolve(value) if value else None
+
+    def concept_sources(self, which: SetName) -> list[ConceptSource]:
+        """`[[sources.concepts]]` of a set: more folders, each its own concept folder (D5)."""
+        return [concept for concept in self.config.sources.concepts if concept.set == which]
+
+    def source_folders(self, which: SetName) -> list[Path]:
+        """Every folder of originals of a set: `[sources] target`/`reg`, then its concept folders."""
+        main = self.source_dir(which)
+        extra = [self.resolve(concept.folder) for concept in self.concept_sources(which) if concept.folder]
+        return ([main] if main else []) + extra
+
+    def has_sources(self, which: SetName) -> bool:
+        """True when gafu.toml names a folder of originals for the set."""
+        return bool(self.source_dir(which) or self.concept_sources(which))
 
     # --- dataset/ (D5) -------------------------------------------------------------------
     @property

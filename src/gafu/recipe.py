@@ -20,6 +20,8 @@ UPSCALE_WARN_FACTOR = 2.0  # gafu's choice: more than 2x upscaling visibly softe
 TARGET_FOLDER_NAME = "train"  # D5: outer folder given to the trainer
 REG_FOLDER_NAME = "reg"  # D5
 REG_CONCEPT_NAME = "reg"  # D5: `<repeats>_reg`
+# D5: `image.png` + `image.txt`; `.caption` is what sd-scripts reads by default and some taggers write.
+ORIGINAL_CAPTION_SUFFIXES = (".txt", ".caption")
 
 # --- T: tags -------------------------------------------------------------------------
 TAGGER = "SmilingWolf/wd-vit-large-tagger-v3"  # T1

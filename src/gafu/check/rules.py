@@ -82,7 +82,7 @@ def check_counts(inp: CheckInput) -> list[Finding]:
             )
         )
     if n_reg == 0:
-        configured = bool(inp.config.sources.reg)
+        configured = inp.project.has_sources("reg")
         found.append(
             Finding(
                 "warning",

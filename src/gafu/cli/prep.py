@@ -107,6 +107,8 @@ def _print_summary(data: dict[str, Any], root: Path) -> None:
             f"{which:<6} {counts['originals']} originals: {', '.join(parts)}; "
             f"{counts['in_dataset']} pictures in the dataset"
         )
+    _concept_lines(data["concepts"])
+    _caption_lines(data)
     _section("failed", data["failed"], lambda row: row["reason"], limit=None)
     _section(
         "renamed (names shared by several originals)",
@@ -150,3 +152,40 @@ def _missing_line(row: dict[str, Any]) -> str:
     done = "deleted" if row["pruned"] else "kept (--prune deletes it)"
     caption = f"; caption {row['caption_kept']} kept" if row["caption_kept"] else ""
     return f"{row['source']}: {row['output']} {done}{caption}"
+
+
+def _concept_lines(concepts: list[dict[str, Any]]) -> None:
+    """The concept folders (D5), when the originals hold more than each set's own."""
+    if all(row["from"] in ("sources.target", "sources.reg") for row in concepts):
+        return  # each set's originals in the set's own concept folder: nothing to explain
+    print("concept folders (D5: each keeps its repeats):")
+    for row in concepts:
+        print(f"  {row['folder']}  {row['repeats']} repeats, {row['originals']} originals ({row['from']})")
+
+
+def _caption_lines(data: dict[str, Any]) -> None:
+    """Captions beside the originals: carried, kept, or not readable."""
+    carried = data["captions_carried"]
+    if carried:
+        per_set = ", ".join(
+            f"{which} {count}"
+            for which in ("target", "reg")
+            if (count := sum(row["set"] == which for row in carried))
+        )
+        print(f"captions carried from beside the originals: {len(carried)} ({per_set})")
+    if data["captions_kept"]:
+        print(
+            f"{len(data['captions_kept'])} captions beside the originals differ from the prepared pictures' "
+            "own (tagged or edited in gafu): those are kept"
+        )
+    _section(
+        "captions beside the originals not carried",
+        data["caption_failed"],
+        lambda row: row["reason"],
+        limit=None,
+    )
+    if carried:
+        print(
+            "next: `gafu check` lists what the carried captions need; `gafu tag` captions only the pictures "
+            "without one (`gafu tag --merge` adds WD tags to carried captions)"
+        )

@@ -12,7 +12,7 @@ from gafu import recipe
 from gafu.config import SetName
 from gafu.errors import GafuError, os_error_message
 from gafu.families import ModelFamily
-from gafu.layout import CAPTION_SUFFIX, DatasetPicture
+from gafu.layout import CAPTION_SUFFIX, DatasetPicture, parse_concept_folder
 from gafu.plan.model import DatasetPlan, SetPlan
 from gafu.plan.sources import Sources
 from gafu.project import Project
@@ -80,14 +80,14 @@ def _prepared_pictures(
             hint="run `gafu prep` first",
         )
     reg = project.pictures("reg")
-    if project.config.sources.reg and not reg:
+    if project.has_sources("reg") and not reg:
         raise GafuError(
             f"gafu.toml names a regularization folder but {project.set_dir('reg')} "
             "holds no prepared pictures",
             path=project.set_dir("reg"),
             hint="run `gafu prep` first (or empty [sources] reg to train without regularization)",
         )
-    if reg and not project.config.sources.reg:
+    if reg and not project.has_sources("reg"):
         warnings.append(
             f"{project.set_dir('reg')} has {len(reg)} pictures though gafu.toml names no regularization "
             "folder; they are used (remove the folder to train without them)"
@@ -104,9 +104,10 @@ def _dataset_remarks(
     notes: list[str],
 ) -> None:
     config_repeats = project.config.project.repeats
-    if target.repeats != config_repeats:
+    stale = _stale_concept_folders(project, target)
+    if stale:
         warnings.append(
-            f"gafu.toml says repeats = {config_repeats} but the dataset's folders use {target.repeats}; "
+            f"gafu.toml says repeats = {config_repeats} but the dataset's folder {stale[0]} does not; "
             "the plan follows the dataset (run `gafu prep` again to apply the new repeats)"
         )
     if reg is None:
@@ -127,6 +128,23 @@ def _dataset_remarks(
             notes.append(
                 f"some {plan.name} pictures are smaller than {resolution}²: they train at their own size"
             )
+
+
+def _stale_concept_folders(project: Project, target: SetPlan) -> list[str]:
+    """The target set's own concept folder under other repeats than gafu.toml's (prep not re-run).
+
+    Concept folders kept from the originals (kohya's `<repeats>_<name>`, D5) have repeats of
+    their own and are not compared.
+    """
+    own = parse_concept_folder(project.concept_dir("target").name)
+    return [
+        folder
+        for folder in target.concept_folders
+        if (parsed := parse_concept_folder(Path(folder).name))
+        and own
+        and parsed[1] == own[1]
+        and parsed != own
+    ]
 
 
 def picture_size(path: Path) -> tuple[int, int]:

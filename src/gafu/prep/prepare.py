@@ -1,9 +1,11 @@
 """`prepare`: the user's originals → `dataset/train/<repeats>_<trigger>/` and `dataset/reg/<repeats>_reg/`.
 
-Phases: check the folders of originals → follow a renamed concept folder → decide, per
-original, its output name and whether it must be (re)made → prepare the target set →
-prepare the regularization set, keeping target pictures out of it (D2) → report missing
-originals and duplicates → count (D1, D2) → save the manifest and `reports/prep.json`.
+Phases: check the folders of originals and sort them by concept folder (D5: kohya's
+`<repeats>_<name>` subfolders keep theirs) → follow a renamed concept folder → decide, per
+original, its output name and whether it must be (re)made → prepare the target set, then the
+regularization set, keeping target pictures out of it (D2), carrying the captions beside the
+originals to pictures without one → report missing originals and duplicates → count (D1, D2)
+→ save the manifest and `reports/prep.json`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,20 @@ from gafu.config import SETS, SetName
 from gafu.errors import GafuError, os_error_message
 from gafu.images import SOURCE_SUFFIXES, list_source_pictures
 from gafu.layout import CAPTION_SUFFIX, PICTURE_SUFFIX
+from gafu.prep.captions import carry_captions, original_caption_suffixes, trigger_hints
 from gafu.prep.checks import (
     count_pictures,
     find_duplicates,
     reg_duplicate,
     remove_reg_duplicates,
     target_hashes,
+)
+from gafu.prep.concepts import (
+    ConceptGroup,
+    check_distinct,
+    concept_source_group,
+    loose_originals_warning,
+    main_folder_groups,
 )
 from gafu.prep.manifest import Manifest, ManifestEntry, load_manifest, save_manifest
 from gafu.prep.names import output_names
@@ -50,14 +60,16 @@ def prepare(
     read-only dataset folder); everything prepared until then is kept and recorded.
     """
     settings = settings or resolve_settings(project)
-    originals = {which: _list_originals(project, which) for which in SETS if project.source_dir(which)}
+    groups = {which: _concept_groups(project, which) for which in SETS if project.has_sources(which)}
+    check_distinct([group for found in groups.values() for group in found], project.config_path)
+    caption_suffixes = original_caption_suffixes(project)
     manifest = load_manifest(project.prep_manifest_path)
     summary = PrepSummary(settings=settings)
-    for which in originals:
-        _follow_concept_folder(project, which, manifest, summary)
+    for which, found in groups.items():
+        _follow_concept_folders(project, which, found, manifest, summary)
     plans = {
         which: _plan_set(project, which, found, manifest, settings, summary)
-        for which, found in originals.items()
+        for which, found in groups.items()
     }
     total = sum(len(plan.current) for plan in plans.values())
     recorder = _Recorder(project, manifest, summary, _ProgressCounter(on_progress, total))
@@ -79,9 +91,13 @@ def prepare(
     if "reg" in plans:
         remove_reg_duplicates(project, manifest, summary)
     for which, plan in plans.items():
+        carry_captions(project, which, plan.current, caption_suffixes, summary)
         _handle_missing(project, which, plan, manifest, summary, prune=prune)
         find_duplicates(which, manifest, summary)
     count_pictures(project, {which: len(plan.current) for which, plan in plans.items()}, summary)
+    summary.concepts = [group.row(project.root) for found in groups.values() for group in found]
+    summary.warnings.extend(filter(None, (loose_originals_warning(found, w) for w, found in groups.items())))
+    trigger_hints(project, summary)
     _sort_rows(summary)
     save_manifest(manifest, project.prep_manifest_path)
     summary.report_path = (project.reports_dir / "prep.json").as_posix()
@@ -92,10 +108,26 @@ def prepare(
 # --- the folders of originals ----------------------------------------------------------------
 
 
-def _list_originals(project: Project, which: SetName) -> list[Path]:
-    """The set's originals; a missing, non-folder or picture-less folder stops the run."""
-    folder = project.source_dir(which)
-    key = f"sources.{which}"
+def _concept_groups(project: Project, which: SetName) -> list[ConceptGroup]:
+    """The set's originals by the concept folder each goes to (D5)."""
+    groups = []
+    if project.source_dir(which):
+        groups += main_folder_groups(project, which, _list_originals(project, which))
+    for index, concept in enumerate(project.config.sources.concepts):
+        if concept.set == which:
+            key = f"sources.concepts[{index}].folder"
+            found = _list_originals(project, which, project.resolve(concept.folder), key)
+            groups.append(concept_source_group(project, index, concept, found))
+    return groups
+
+
+def _list_originals(
+    project: Project, which: SetName, folder: Path | None = None, key: str = ""
+) -> list[Path]:
+    """The originals in the set's folder (or `folder`, from gafu.toml's `key`); a missing,
+    non-folder or picture-less folder stops the run."""
+    folder = folder or project.source_dir(which)
+    key = key or f"sources.{which}"
     if not folder.exists():
         raise GafuError(
             f"the {_set_title(which)} folder {folder} does not exist",
@@ -128,20 +160,25 @@ def _set_title(which: SetName) -> str:
     return "target" if which == "target" else "regularization"
 
 
-def _follow_concept_folder(
-    project: Project, which: SetName, manifest: Manifest, summary: PrepSummary
+def _follow_concept_folders(
+    project: Project, which: SetName, groups: list[ConceptGroup], manifest: Manifest, summary: PrepSummary
 ) -> None:
-    """Rename the set's concept folder when the repeats or trigger changed, so captions move with it."""
-    current = _relative(project, project.concept_dir(which))
-    old = {
-        str(PurePosixPath(key).parent)
-        for key, entry in manifest.entries.items()
-        if entry.set == which and str(PurePosixPath(key).parent) != current
+    """Rename a concept folder whose repeats or name changed in gafu.toml, so captions move with it."""
+    folder_of = {
+        original.as_posix(): _relative(project, group.folder)
+        for group in groups
+        for original in group.originals
     }
-    if not old:
-        return
-    for folder in sorted(old):
-        old_dir, new_dir = project.root / folder, project.concept_dir(which)
+    moves: dict[str, set[str]] = {}
+    for key, entry in manifest.entries.items():
+        old, new = str(PurePosixPath(key).parent), folder_of.get(entry.source)
+        if entry.set == which and new is not None and new != old:
+            moves.setdefault(old, set()).add(new)
+    for old, targets in sorted(moves.items()):
+        if len(targets) != 1:  # its originals now go to several folders: not a rename
+            continue
+        new = targets.pop()
+        old_dir, new_dir = project.root / old, project.root / new
         if old_dir.is_dir() and new_dir.exists():
             raise GafuError(
                 f"{old_dir} (made by an earlier prep) and {new_dir} both exist",
@@ -153,10 +190,10 @@ def _follow_concept_folder(
                 old_dir.rename(new_dir)
             except OSError as exc:
                 raise os_error_message(exc, old_dir, "rename") from exc
-            summary.moved.append({"set": which, "from": folder, "to": current})
-    for key in [key for key, entry in manifest.entries.items() if entry.set == which]:
-        if str(PurePosixPath(key).parent) in old:
-            manifest.entries[f"{current}/{PurePosixPath(key).name}"] = manifest.entries.pop(key)
+            summary.moved.append({"set": which, "from": old, "to": new})
+        for key in [key for key, entry in manifest.entries.items() if entry.set == which]:
+            if str(PurePosixPath(key).parent) == old:
+                manifest.entries[f"{new}/{PurePosixPath(key).name}"] = manifest.entries.pop(key)
 
 
 # --- what to do for each original ------------------------------------------------------------
@@ -174,26 +211,41 @@ class _SetPlan:
 def _plan_set(
     project: Project,
     which: SetName,
-    originals: list[Path],
+    groups: list[ConceptGroup],
     manifest: Manifest,
     settings: PrepSettings,
     summary: PrepSummary,
 ) -> _SetPlan:
     """Name each original's output and decide whether it can be skipped (same content and settings)."""
-    folder = project.source_dir(which)
-    concept = project.concept_dir(which)
-    relative = [PurePath(path.relative_to(folder)) for path in originals]
     by_source = {entry.source: key for key, entry in manifest.entries.items() if entry.set == which}
+    plan = _SetPlan()
+    for group in groups:
+        _plan_group(project, which, group, by_source, manifest, settings, summary, plan)
+    return plan
+
+
+def _plan_group(
+    project: Project,
+    which: SetName,
+    group: ConceptGroup,
+    by_source: dict[str, str],
+    manifest: Manifest,
+    settings: PrepSettings,
+    summary: PrepSummary,
+    plan: _SetPlan,
+) -> None:
+    """`_plan_set` for the originals of one concept folder (output names are unique within it)."""
+    originals = group.originals
+    relative = [PurePath(path.relative_to(group.root)) for path in originals]
     kept = {
         rel: PurePosixPath(by_source[path.as_posix()]).stem
         for rel, path in zip(relative, originals, strict=True)
         if path.as_posix() in by_source
     }
     names = output_names(relative, kept)
-    plan = _SetPlan()
     for rel, source in zip(relative, originals, strict=True):
         name = names[rel]
-        output = concept / f"{name.stem}{PICTURE_SUFFIX}"
+        output = group.folder / f"{name.stem}{PICTURE_SUFFIX}"
         key = _relative(project, output)
         plan.current[key] = source
         if name.reason:
@@ -207,7 +259,6 @@ def _plan_set(
             continue
         known = entry.source_sha256 if reusable else None
         plan.jobs.append(PictureJob(which, str(source), str(output), settings, known_sha256=known))
-    return plan
 
 
 def _same_stat(entry: ManifestEntry, source: Path) -> bool:
@@ -356,5 +407,15 @@ def _handle_missing(
 
 def _sort_rows(summary: PrepSummary) -> None:
     """Rows in a stable order (workers finish in any order)."""
-    for rows in (summary.prepared, summary.skipped, summary.failed, summary.upscaled, summary.cropped):
+    rows_with_sources = (
+        summary.prepared,
+        summary.skipped,
+        summary.failed,
+        summary.upscaled,
+        summary.cropped,
+        summary.captions_carried,
+        summary.captions_kept,
+        summary.caption_failed,
+    )
+    for rows in rows_with_sources:
         rows.sort(key=lambda row: (SETS.index(row["set"]), row["source"]))

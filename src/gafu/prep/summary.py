@@ -26,13 +26,17 @@ class PrepSummary:
     renamed: list[Row] = field(default_factory=list)  # outputs not named after their original
     missing: list[Row] = field(default_factory=list)  # originals gone; outputs kept unless pruned
     moved: list[Row] = field(default_factory=list)  # concept folders renamed (repeats/trigger)
+    concepts: list[Row] = field(default_factory=list)  # D5: each concept folder, its repeats and source
+    captions_carried: list[Row] = field(default_factory=list)  # captions beside originals, copied
+    captions_kept: list[Row] = field(default_factory=list)  # the picture's own caption differs: kept
+    caption_failed: list[Row] = field(default_factory=list)  # captions beside originals not readable
     warnings: list[str] = field(default_factory=list)
     report_path: str = ""
 
     @property
     def exit_code(self) -> int:
-        """1 when any picture failed, else 0."""
-        return 1 if self.failed else 0
+        """1 when any picture or caption beside an original failed, else 0."""
+        return 1 if self.failed or self.caption_failed else 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for `--json` and the report)."""

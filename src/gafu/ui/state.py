@@ -59,9 +59,9 @@ def _prep_state(project: Project, count: int) -> StageState:
     manifest_time = _mtime(project.prep_manifest_path)
     sources = []
     for which in SETS:
-        folder = project.source_dir(which)
-        if folder is not None and folder.is_dir():
-            sources += list_source_pictures(folder)
+        for folder in project.source_folders(which):
+            if folder.is_dir():
+                sources += list_source_pictures(folder)
     if manifest_time and newest(sources) > manifest_time:
         return StageState("prep", "stale", "an original changed since prep ran")
     return StageState("prep", "done", f"{count} pictures prepared")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tomllib
 import types
 import typing
@@ -25,6 +26,7 @@ from gafu.fsio import read_text_utf8, write_text_atomic
 from gafu.versioning import upgrade
 
 CONFIG_VERSION = 1
+_DEFAULT_MEANING = re.compile(r"\b(?:0|unset|auto|empty) = ([^;]+)")
 CONFIG_NAME = "gafu.toml"
 
 SetName = Literal["target", "reg"]
@@ -379,7 +381,7 @@ def _render_section(obj: Any, default: Any, prefix: str, lines: list[str]) -> No
         if value is None:
             lines.append(f"# {f.name} =   # {doc}")
             continue
-        line = f"{f.name} = {_toml_value(value)}"
+        line = f"{f.name} = {toml_value(value)}"
         if value == default_value:
             lines.append(f"# {line}   # {doc}")
         else:
@@ -392,7 +394,7 @@ def _render_section(obj: Any, default: Any, prefix: str, lines: list[str]) -> No
             for item in value:
                 lines.extend(["", f"[[{name}]]   # {_first_line(type(item).__doc__)}"])
                 lines.extend(
-                    f"{g.name} = {_toml_value(getattr(item, g.name))}   # {g.metadata.get('doc', '')}"
+                    f"{g.name} = {toml_value(getattr(item, g.name))}   # {g.metadata.get('doc', '')}"
                     for g in dataclasses.fields(item)
                 )
             continue
@@ -409,16 +411,29 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0]
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     """One-line TOML for a scalar or a flat list (tomli_w spreads lists over lines)."""
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return tomli_w.dumps({"v": value}).strip()[len("v = ") :]
 
 
 def save_config(config: Config, path: Path) -> None:
     """Write `config` to `path` atomically (see `render_config`)."""
     write_text_atomic(path, render_config(config))
+
+
+def default_text(section: str, key: str) -> str:
+    """A key's default as people read it: `0.0013`, or what its 0 or unset means (`0 = off`)."""
+    cls = typing.get_type_hints(Config)[section]
+    doc = next(f.metadata.get("doc", "") for f in dataclasses.fields(cls) if f.name == key)
+    default = getattr(cls(), key)
+    meaning = _DEFAULT_MEANING.search(doc)
+    if meaning and not isinstance(default, bool) and default in (0, None, "", "auto"):
+        return f"{'unset' if default is None else toml_value(default)} = {meaning.group(1).strip()}"
+    if default in (None, ""):
+        return "not set"
+    return toml_value(default)
 
 
 def config_field_names(section: str) -> list[str]:

@@ -46,21 +46,9 @@ def init_project(
 
     target_dir = _existing_folder(target, "target")
     reg_dir = _existing_folder(reg, "regularization") if reg is not None else None
-    if reg_dir is not None and (
-        reg_dir == target_dir or target_dir in reg_dir.parents or reg_dir in target_dir.parents
-    ):
-        raise GafuError(
-            f"the regularization folder {reg_dir} and the target folder {target_dir} overlap "
-            "(RECIPE D2: no target picture may be in the regularization set)",
-            hint="point --reg at a separate folder",
-        )
-    dataset = (project_dir / "dataset").resolve()
-    for folder in filter(None, (target_dir, reg_dir)):
-        if folder == dataset or dataset in folder.parents:
-            raise GafuError(
-                f"{folder} is inside the project's dataset folder, which gafu writes",
-                hint="point at the folder of originals",
-            )
+    check_source_folders(
+        project_dir, [target_dir], [reg_dir] if reg_dir else [], hint="point --reg at a separate folder"
+    )
 
     config = Config()
     config.tag.tagger = recipe.TAGGER
@@ -80,6 +68,37 @@ def init_project(
     return InitResult(config_path=config_path, config=config, warnings=warnings)
 
 
+def check_source_folders(project_dir: Path, targets: list[Path], regs: list[Path], *, hint: str) -> None:
+    """No regularization folder overlaps a target folder (D2); none is inside the project's dataset."""
+    for reg_dir in regs:
+        for target_dir in targets:
+            if reg_dir == target_dir or target_dir in reg_dir.parents or reg_dir in target_dir.parents:
+                raise GafuError(
+                    f"the regularization folder {reg_dir} and the target folder {target_dir} overlap "
+                    "(RECIPE D2: no target picture may be in the regularization set)",
+                    hint=hint,
+                )
+    dataset = (Path(project_dir) / "dataset").resolve()
+    for folder in [*targets, *regs]:
+        if folder == dataset or dataset in folder.parents:
+            raise GafuError(
+                f"{folder} is inside the project's dataset folder, which gafu writes",
+                hint="point at the folder of originals",
+            )
+
+
+def model_reference_or_none(model: str, *bases: Path) -> str | None:
+    """An existing checkpoint or folder as an absolute path (relative ones looked for in `bases`
+    too), a hub repo id as written, else None."""
+    local = Path(model).expanduser()
+    for candidate in [local, *(base / local for base in bases if not local.is_absolute())]:
+        if candidate.exists():
+            return candidate.resolve().as_posix()
+    if _HUB_ID.match(model) and not model.endswith((".safetensors", ".ckpt")):
+        return model
+    return None
+
+
 def _existing_folder(path: Path, what: str) -> Path:
     folder = Path(path).expanduser()
     if not folder.exists():
@@ -93,11 +112,9 @@ def _model_reference(model: str) -> str:
     """A local checkpoint as an absolute path; a hub repo id as written."""
     if not model:
         return ""
-    local = Path(model).expanduser()
-    if local.exists():
-        return local.resolve().as_posix()
-    if _HUB_ID.match(model) and not model.endswith((".safetensors", ".ckpt")):
-        return model
+    found = model_reference_or_none(model)
+    if found is not None:
+        return found
     raise GafuError(
         f"the model {model} is neither an existing file or folder nor a hub repo id (owner/name)",
         hint="check the path",

@@ -101,7 +101,11 @@ def _batch_pair(
     """Batch size and gradient accumulation (P2), from overrides or the memory model."""
     given_batch, given_accumulation = config.train.batch_size, config.train.gradient_accumulation
     if given_batch:
-        batch_size = sources.set("batch.batch_size", given_batch, "gafu.toml [train] batch_size")
+        batch_size = sources.set(
+            "batch.batch_size",
+            given_batch,
+            sources.override("train", "batch_size", "gafu default: the largest the memory fits"),
+        )
         if given_batch > max(1, max_batch):
             warnings.append(
                 f"batch size {given_batch} is above the {max(1, max_batch)} the memory model fits (estimate)"
@@ -117,7 +121,9 @@ def _batch_pair(
         notes.append(why)
     if given_accumulation:
         accumulation = sources.set(
-            "batch.gradient_accumulation", given_accumulation, "gafu.toml [train] gradient_accumulation"
+            "batch.gradient_accumulation",
+            given_accumulation,
+            sources.override("train", "gradient_accumulation", "recipe P2: effective batch / batch size"),
         )
     else:
         accumulation = sources.set(

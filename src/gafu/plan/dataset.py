@@ -27,7 +27,9 @@ def dataset_plan(
     sources.set(
         "dataset.resolution",
         None,
-        "gafu.toml [train] resolution" if config.train.resolution else f"family {family.name} (D4)",
+        sources.override("train", "resolution", f"family {family.name} (D4): {family.training_side}")
+        if config.train.resolution
+        else f"family {family.name} (D4)",
     )
     target_pictures, reg_pictures = _prepared_pictures(project, warnings)
     effective = target_samples(target_pictures)

@@ -128,7 +128,12 @@ def _loss_plan(
         ("scale_v_pred_loss_like_noise_pred", family.is_v_prediction),
     ):
         given = getattr(train, name)
-        origin = f"gafu.toml [train] {name}" if given is not None else f"family {family.name} (P9)"
+        preset = f"family {family.name} (P9)"
+        origin = (
+            sources.override("train", name, f"{preset}: {str(from_family).lower()}")
+            if given is not None
+            else preset
+        )
         flags[name] = sources.set(f"loss.{name}", from_family if given is None else given, origin)
     warnings.extend(
         check_prediction(
@@ -242,8 +247,16 @@ def _run_plan(project: Project, gpu: GpuInfo | None, sources: Sources) -> RunPla
                 'auto: bf16 assumed (set [train] mixed_precision = "fp16" for GPUs before RTX 30)',
             )
     else:
-        sources.set("run.mixed_precision", None, "gafu.toml [train] mixed_precision")
-    output_source = "gafu.toml [train] output_name" if train.output_name else "the trigger word"
+        sources.set(
+            "run.mixed_precision",
+            None,
+            sources.override("train", "mixed_precision", "gafu default: auto = bf16 where supported"),
+        )
+    output_source = (
+        sources.override("train", "output_name", "gafu default: the trigger word")
+        if train.output_name
+        else "the trigger word"
+    )
     return RunPlan(
         mixed_precision=precision,
         gradient_checkpointing=sources.config(
@@ -266,7 +279,7 @@ def _sample_plan(project: Project, family: ModelFamily, sources: Sources) -> Sam
     def override_or(name: str, key: str, fallback: Any, origin: str = preset) -> Any:
         given = getattr(sample, key)  # 0 / "" = not overridden
         return sources.set(
-            f"sample.{name}", given or fallback, f"gafu.toml [sample] {key}" if given else origin
+            f"sample.{name}", given or fallback, sources.override("sample", key, origin) if given else origin
         )
 
     side = f"family {family.name} training side (D4)"

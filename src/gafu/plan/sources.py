@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from typing import Any
 
-from gafu.config import Config
+from gafu.config import Config, default_text
+from gafu.errors import ConfigError
 from gafu.plan.model import Plan, value_names
 
 _RULE = re.compile(r"^([DTP]\d+(?:/[DTP]\d+)*)\b")
@@ -22,6 +24,15 @@ class Sources:
     def __init__(self, config: Config):
         self._config = config
         self.by_name: dict[str, str] = {}
+        self._from_kohya = kohya_values(config)
+
+    def override(self, section: str, key: str, recipe: str) -> str:
+        """The source of a value gafu.toml sets: `gafu.toml [train] unet_lr`, or, when it is the
+        value `gafu init --from-kohya` imported, `gafu.toml (from kohya) …` with the recipe's beside it."""
+        imported = self._from_kohya.get(section, {})
+        if key in imported and imported[key] == getattr(getattr(self._config, section), key):
+            return f"gafu.toml (from kohya) [{section}] {key}; {recipe}"
+        return f"gafu.toml [{section}] {key}"
 
     def set(self, name: str, value: Any, source: str) -> Any:
         """Record `source` for `name` and return `value`."""
@@ -32,14 +43,26 @@ class Sources:
         """A value from `[section] key`: an override when it differs from the default, else its rule."""
         section_obj = getattr(self._config, section)
         value = getattr(section_obj, key)
+        rule = default_source or rule_of(type(section_obj), key)
         if value != getattr(type(section_obj)(), key):
-            return self.set(name, value, f"gafu.toml [{section}] {key}")
-        return self.set(name, value, default_source or rule_of(type(section_obj), key))
+            return self.set(name, value, self.override(section, key, f"{rule}: {default_text(section, key)}"))
+        return self.set(name, value, rule)
 
     def ordered(self, plan: Plan) -> dict[str, str]:
         """Sources in the order the plan's values appear (for reading the JSON top to bottom)."""
         order = {name: i for i, name in enumerate(value_names(plan.to_dict()))}
         return dict(sorted(self.by_name.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+
+
+def kohya_values(config: Config) -> dict[str, dict[str, Any]]:
+    """`[kohya] values` (`train.unet_lr = 0.0005` …) as tables: what `gafu init --from-kohya` set."""
+    try:
+        return tomllib.loads("\n".join(config.kohya.values))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"gafu.toml [kohya] values are not `section.key = value` lines ({exc})",
+            hint="fix them, or empty the list (it only labels values in `gafu plan`)",
+        ) from exc
 
 
 def rule_of(section_cls: type, key: str) -> str:

@@ -6,9 +6,12 @@ import pytest
 from gafu import recipe
 from gafu.config import (
     CONFIG_VERSION,
+    ConceptSource,
     Config,
     config_from_dict,
+    default_text,
     load_config,
+    render_config,
     save_config,
 )
 from gafu.errors import ConfigError
@@ -132,3 +135,50 @@ def test_config_in_a_bad_encoding(tmp_path):
     path.write_bytes('[project]\ntrigger = "é"\n'.encode("latin-1"))
     with pytest.raises(Exception, match="not UTF-8"):
         load_config(path)
+
+
+def test_concept_folders_are_an_array_of_tables_that_round_trips(tmp_path):
+    config = Config()
+    config.sources.concepts = [
+        ConceptSource(folder="D:/art/10_mzh", repeats=10),
+        ConceptSource(folder="D:/other", set="reg", repeats=1, name="other styles"),
+    ]
+    path = tmp_path / "gafu.toml"
+    save_config(config, path)
+    text = path.read_text(encoding="utf-8")
+    assert text.count("[[sources.concepts]]") == 2 and 'set = "reg"' in text
+    assert load_config(path) == config
+    assert "# concepts = []" in render_config(Config())
+
+
+@pytest.mark.parametrize(
+    ("concepts", "needle"),
+    [
+        ([{"folder": "x", "repeat": 1}], "did you mean 'sources.concepts[0].repeats'?"),
+        ([{"folder": "x", "set": "both"}], "sources.concepts[0].set = 'both' is not one of 'target', 'reg'"),
+        ([{"folder": "x"}, 3], "[sources.concepts[1]] must be a table"),
+        ("x", "sources.concepts must be a list"),
+    ],
+)
+def test_bad_concept_folders_are_rejected(concepts, needle):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"sources": {"concepts": concepts}})
+    assert needle in str(err.value)
+
+
+def test_the_kohya_section_is_written_only_for_an_imported_project(tmp_path):
+    assert "[kohya]" not in render_config(Config())
+    config = Config()
+    config.kohya.config = "D:/kohya/config.toml"
+    config.kohya.values = ["train.unet_lr = 0.001", 'prep.caption_extensions = [".txt"]']
+    path = tmp_path / "gafu.toml"
+    save_config(config, path)
+    assert "[kohya]" in path.read_text(encoding="utf-8") and load_config(path) == config
+
+
+def test_defaults_as_people_read_them():
+    assert default_text("train", "unet_lr") == "0.0013"
+    assert default_text("train", "batch_size") == "0 = largest that fits the GPU"
+    assert default_text("network", "alpha").startswith("unset = dim")
+    assert default_text("train", "shuffle_caption") == "true"
+    assert default_text("model", "path") == "not set"

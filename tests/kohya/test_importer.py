@@ -124,9 +124,12 @@ def test_the_family(tmp_path):
     text = text.replace("zero_terminal_snr = true", "").replace(
         "scale_v_pred_loss_like_noise_pred = true", ""
     )
-    plain = _toml(tmp_path / "eps.toml", text)
-    assert init_from_kohya(tmp_path / "p3", plain).config.project.family == "noob-eps"  # from the file name
-    assert init_from_kohya(tmp_path / "p4", plain, family="sdxl").config.project.family == "sdxl"
+    named_vpred = init_from_kohya(tmp_path / "p3", _toml(tmp_path / "named.toml", text))
+    assert named_vpred.config.project.family == "noob-vpred"  # the file name says v-pred: P9 wins
+    assert any(u.option == "v_parameterization" and "(P9" in u.reason for u in named_vpred.unused)
+    plain = _toml(tmp_path / "eps.toml", text.replace("vPred10Version", "epsilonPred11Version"))
+    assert init_from_kohya(tmp_path / "p4", plain).config.project.family == "noob-eps"
+    assert init_from_kohya(tmp_path / "p5", plain, family="sdxl").config.project.family == "sdxl"
 
 
 def test_a_lora_config_imports_with_a_warning_that_the_recipe_trains_lokr(tmp_path):

@@ -44,6 +44,9 @@ from gafu.trigger import tagger_vocabulary, validate_trigger
 
 # Words in a checkpoint's file name that tell its family (P9), most specific first.
 FAMILY_HINTS = (
+    ("vpred", "noob-vpred"),
+    ("v-pred", "noob-vpred"),
+    ("v_pred", "noob-vpred"),
     ("noob", "noob-eps"),
     ("illustrious", "illustrious"),
     ("sd_xl_base", "sdxl"),

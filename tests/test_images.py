@@ -8,10 +8,12 @@ from gafu.images import (
     BLACK,
     WHITE,
     PictureError,
+    PictureHash,
     list_source_pictures,
     load_picture,
     near_duplicate_pairs,
     perceptual_hash,
+    resize_area,
 )
 from tests.conftest import write_picture
 
@@ -109,3 +111,60 @@ def test_near_duplicates_survive_resizing_and_recompression(tmp_path):
         {"t": hashes["a.png"]}, {"r1": hashes["other.png"], "r2": hashes["a_small.jpg"]}
     )
     assert [(a, b) for a, b, _ in across] == [("t", "r2")]
+
+
+def test_flat_pictures_of_different_colours_are_not_duplicates(tmp_path):
+    """D2: the hash sees only luminance structure; a hash match must also have the same colours."""
+    Image.new("RGB", (256, 256), (30, 60, 200)).save(tmp_path / "blue.png")
+    Image.new("RGB", (256, 256), (200, 30, 30)).save(tmp_path / "red.png")
+    Image.new("RGB", (200, 200), (34, 62, 196)).save(tmp_path / "blue_again.jpg", quality=85)
+    hashes = {p.name: perceptual_hash(load_picture(p).image) for p in sorted(tmp_path.iterdir())}
+    assert hashes["blue.png"].structure - hashes["red.png"].structure == 0  # the hash alone: "identical"
+    assert [(a, b) for a, b, _ in near_duplicate_pairs(hashes)] == [("blue.png", "blue_again.jpg")]
+    assert near_duplicate_pairs({"t": hashes["blue.png"]}, {"r": hashes["red.png"]}) == []
+
+
+def test_picture_hashes_round_trip_as_text_and_old_ones_still_match():
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    stored = perceptual_hash(image)
+    assert PictureHash.parse(str(stored)) == stored and len(stored.colours) == 4 * 4 * 3
+    old = PictureHash.parse(str(stored.structure))  # written before gafu compared colours
+    assert old.colours == b"" and [(a, b) for a, b, _ in near_duplicate_pairs({"a": stored, "b": old})] == [
+        ("a", "b")
+    ]
+
+
+def _area_average_by_blocks(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """OpenCV INTER_AREA's definition, computed another way: each source pixel split into equal
+    sub-pixels on the common grid of both sizes, then the mean of each output pixel's block."""
+    height, width = pixels.shape[:2]
+    out_w, out_h = size
+    grid_h, grid_w = np.lcm(height, out_h), np.lcm(width, out_w)
+    fine = pixels.astype(np.float64).repeat(grid_h // height, axis=0).repeat(grid_w // width, axis=1)
+    blocks = fine.reshape(out_h, grid_h // out_h, out_w, grid_w // out_w, -1)
+    return blocks.mean(axis=(1, 3))
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ((30, 20), (12, 8)),
+        ((45, 36), (20, 24)),
+        ((64, 48), (32, 24)),
+        ((35, 21), (15, 9)),
+        ((15, 26), (11, 23)),  # 11 × (15 / 11) < 15 in floating point: the last pixel counted once
+    ],
+)
+def test_resize_area_averages_the_area_under_each_pixel(source, target):
+    pixels = np.random.default_rng(sum(source)).integers(0, 256, (source[1], source[0], 3), dtype=np.uint8)
+    resized = np.asarray(resize_area(Image.fromarray(pixels), target)).astype(np.float64)
+    exact = _area_average_by_blocks(pixels, target)
+    assert resized.shape == (target[1], target[0], 3)
+    assert np.abs(resized - exact).max() <= 0.5 + 1e-9  # rounded to 8 bits
+    # Off halves, the nearest 8-bit value; OpenCV's exact 2 × 2 path rounds halves up.
+    halving = source == (2 * target[0], 2 * target[1])
+    expected = np.floor(exact + 0.5) if halving else np.rint(exact)
+    decided = halving | ~np.isclose(exact % 1, 0.5, atol=1e-6)
+    assert np.array_equal(resized[decided], expected[decided])
+    with pytest.raises(ValueError, match="shrinks only"):
+        resize_area(Image.fromarray(pixels), (source[0] + 1, source[1]))

@@ -152,6 +152,15 @@ def test_layout_problems(project):
     assert report.exit_code == 1
 
 
+def test_a_caption_with_more_lines_warns_that_only_the_first_is_trained(project):
+    """P7: trainers train the first line (sd-scripts reads `lines[0]`, train_util.py line 1968)."""
+    caption = project.concept_dir("target") / "t000.txt"
+    caption.write_text("mzh_style, 1girl\nwhite dress\n", encoding="utf-8")
+    [warning] = [f for f in run_check(project).findings if f.code == "caption-text"]
+    assert warning.severity == "warning" and warning.files == ["dataset/train/2_mzh_style/t000.png"]
+    assert "has 2 lines" in warning.message and "train only the first line" in warning.message
+
+
 def test_a_set_with_no_captions_yet_is_one_clear_finding(make_captioned_project):
     project = make_captioned_project([None, None], [None], size=SQUARE)
     report = run_check(project)
@@ -199,6 +208,19 @@ def test_target_picture_in_regularization_set(project):
         "dataset/train/2_mzh_style/t002.png",
         "dataset/train/2_mzh_style/twice.png",
     ]
+
+
+def test_flat_pictures_of_other_colours_are_not_the_same_picture(project):
+    """D2: the perceptual hash sees no colour; gafu check confirms a hash match by the colours."""
+    side = project.pictures("target")[0]
+    with Image.open(side.path) as image:
+        size = image.size
+    Image.new("RGB", size, (30, 60, 200)).save(project.concept_dir("target") / "blue.png")
+    Image.new("RGB", size, (200, 30, 30)).save(project.concept_dir("reg") / "red.png")
+    (project.concept_dir("target") / "blue.txt").write_text("mzh_style, a", encoding="utf-8")
+    (project.concept_dir("reg") / "red.txt").write_text("a", encoding="utf-8")
+    codes = {f.code for f in run_check(project).findings}
+    assert "target-in-regularization" not in codes
 
 
 def test_caption_dropout_is_an_error(project):

@@ -33,6 +33,7 @@ TRAINING_OPTIONS = (
     "train_batch_size",
     "gradient_accumulation_steps",
     "mixed_precision",
+    "no_half_vae",
     "gradient_checkpointing",
     "seed",
     "multires_noise_iterations",

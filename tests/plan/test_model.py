@@ -105,3 +105,17 @@ def test_older_plans_are_migrated(plans, monkeypatch):
     monkeypatch.setitem(plan_model.MIGRATIONS, PLAN_VERSION, rename)
     migrated = plan_model.plan_from_dict(old)
     assert migrated.batch.epochs == plan.batch.epochs
+
+
+def test_a_version_1_plan_gets_the_samples_per_bucket_it_counted(plans):
+    """Version 1 gave every target picture the set's repeats and each reg bucket a share rounded up."""
+    _, (plan, _) = plans
+    old = plan.to_dict()
+    old["version"] = 1
+    for name in ("target", "reg"):
+        del old["dataset"][name]["bucket_samples"]
+    old["dataset"]["reg"]["buckets"] = {"512x512": 3, "576x448": 1}  # 12 reg samples over 4 pictures
+    migrated = plan_from_dict(old)
+    assert migrated.version == PLAN_VERSION
+    assert migrated.dataset.target.bucket_samples == {"512x512": 6 * 2}
+    assert migrated.dataset.reg.bucket_samples == {"512x512": 9, "576x448": 3}  # ⌈12 × 3/4⌉, ⌈12 × 1/4⌉

@@ -399,6 +399,19 @@ def test_a_target_picture_in_reg_is_an_error_naming_both(make_project, copy):
     assert set(_outputs(project, "reg")) == {"r000.png", "r001.png"}
 
 
+def test_flat_pictures_of_other_colours_are_not_duplicates(make_project):
+    """D2: a solid blue target and a solid red reg picture hash alike; their colours tell them apart."""
+    project = make_project(n_target=1, n_reg=1, family="sdxl")
+    Image.new("RGB", (96, 64), (30, 60, 200)).save(project.source_dir("target") / "blue.png")
+    Image.new("RGB", (96, 64), (200, 30, 30)).save(project.source_dir("reg") / "red.png")
+    Image.new("RGB", (96, 64), (200, 30, 30)).save(project.source_dir("reg") / "red_too.jpg", quality=90)
+    summary = prepare(project, workers=1)
+    assert summary.exit_code == 0 and summary.failed == [] and summary.reg_duplicates == []
+    assert "red.png" in _outputs(project, "reg")
+    near = [(Path(row["a"]).name, Path(row["b"]).name) for row in summary.duplicates if row["kind"] == "near"]
+    assert near == [("red.png", "red_too.jpg")]  # the same flat red: still a duplicate
+
+
 def test_drop_option_leaves_the_duplicate_out_of_reg(make_project):
     project = make_project(n_target=2, n_reg=2, family="sdxl")
     shutil.copy(project.source_dir("target") / "t000.png", project.source_dir("reg") / "dup.png")

@@ -19,7 +19,7 @@ from gafu.train import train
 from gafu.train.data import epoch_batches, load_pictures
 from gafu.train.latents import cached_latents
 from gafu.train.loop import micro_batch_losses
-from gafu.train.noise import noise_scheduler
+from gafu.train.noise import loss_snr_table, noise_scheduler
 from gafu.train.state import list_states
 
 
@@ -48,6 +48,7 @@ def _fixed_batch_loss(project, tiny_model, lokr) -> float:
         base=base,
         latents=latents,
         noise_scheduler=noise_scheduler(base.scheduler_config, plan.loss),
+        loss_snr=loss_snr_table(base.scheduler_config),
     )
     run.accelerator.autocast = lambda: torch.autocast("cpu", enabled=False)
     with torch.no_grad():

@@ -1,6 +1,7 @@
 """Caption text: tags as trainers and UIs read them, and one matching rule for every stage.
 
-A caption is one line of comma-separated tags (kohya reads only the first line). Tags are
+A caption is one line of comma-separated tags (trainers, gafu's and kohya's, read only the
+first line; the editing stages keep every line's tags so nothing is lost). Tags are
 written with spaces (`long hair`), except kaomoji that are made of underscores (`^_^`).
 Two spellings are the same tag when their `tag_key` is equal: underscores vs spaces,
 escaped vs plain parentheses and letter case do not matter.
@@ -26,6 +27,7 @@ KAOMOJI = frozenset(
 )  # fmt: skip
 
 _SPACES = re.compile(r"\s+")
+_LINE_END = re.compile(r"\r\n|\r|\n")  # what Python's text mode (and so sd-scripts) splits lines at
 _ESCAPED_PAREN = re.compile(r"\\([()])")
 
 
@@ -86,8 +88,9 @@ class CaptionFile:
     """A caption read from disk, with what was wrong with its text (already repaired in `tags`)."""
 
     path: Path
-    tags: list[str]
+    tags: list[str]  # every line's tags
     problems: list[str] = field(default_factory=list)
+    trained: list[str] = field(default_factory=list)  # the first line's tags: what a trainer reads (P7)
 
 
 def read_caption(path: Path) -> CaptionFile:
@@ -111,9 +114,11 @@ def caption_from_bytes(raw: bytes, path: Path) -> CaptionFile:
         problems.append("starts with a byte-order mark")
     if "\r" in text:
         problems.append("has Windows (CRLF) line ends")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) > 1:
-        problems.append(f"has {len(lines)} lines (trainers read only the first)")
+    all_lines = _LINE_END.split(text)
+    lines = [line.strip() for line in all_lines if line.strip()]
+    used = max((i + 1 for i, line in enumerate(all_lines) if line.strip()), default=0)
+    if used > 1:
+        problems.append(f"has {used} lines (trainers, gafu's and kohya's, train only the first line's tags)")
     if any(line.endswith(",") for line in lines):
         problems.append("ends with a comma")
     pieces = [p.strip() for line in lines for p in line.rstrip(",").split(",")]
@@ -122,7 +127,7 @@ def caption_from_bytes(raw: bytes, path: Path) -> CaptionFile:
     tags = parse_caption(text)
     if len([p for p in pieces if p]) != len(tags):
         problems.append("repeats a tag")
-    return CaptionFile(path=path, tags=tags, problems=problems)
+    return CaptionFile(path=path, tags=tags, problems=problems, trained=parse_caption(all_lines[0]))
 
 
 def caption_file_text(tags: Iterable[str]) -> str:

@@ -10,15 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import imagehash
-
 from gafu.captions.dataset import relative_name
 from gafu.errors import GafuError
 from gafu.fsio import read_json, sha256_file, write_json_atomic
-from gafu.images import PictureError, load_picture, perceptual_hash
+from gafu.images import PictureError, PictureHash, load_picture, perceptual_hash
 from gafu.project import Project
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: hashes carry the pictures' colours
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,7 @@ class PictureFacts:
     """What the checks need to know about a picture's pixels."""
 
     size: tuple[int, int]  # (width, height)
-    phash: imagehash.ImageHash
+    phash: PictureHash
 
 
 @dataclass
@@ -93,7 +91,7 @@ def _cached_facts(entry: object) -> PictureFacts | None:
     """Facts from a cache entry, or None when it is missing or damaged."""
     try:
         width, height = entry["size"]  # type: ignore[index]
-        return PictureFacts((int(width), int(height)), imagehash.hex_to_hash(entry["phash"]))  # type: ignore[index]
+        return PictureFacts((int(width), int(height)), PictureHash.parse(entry["phash"]))  # type: ignore[index]
     except (TypeError, KeyError, ValueError):
         return None
 

@@ -17,8 +17,10 @@ from gafu.plan.dataset import micro_batches
 from gafu.plan.model import BatchPlan, DatasetPlan
 from gafu.plan.sources import Sources
 
-# gafu's choice: a batch × accumulation pair may miss the effective batch (P2) by this much
-# when the exact pair would need a smaller, slower batch; the plan says so when it does.
+# gafu's choice: an exact batch × accumulation pair (P2) is taken when its batch is at least this
+# share of the largest batch that fits; below it, each step would take many more passes.
+EXACT_BATCH_REACH = 0.5
+# gafu's choice: otherwise the pair may miss the effective batch (P2) by this much (the plan says so).
 EFFECTIVE_BATCH_TOLERANCE = 0.05
 
 
@@ -32,10 +34,13 @@ def batch_plan(
 ) -> BatchPlan:
     """The batch section: the batch × accumulation pair, the epoch's batches and steps (P1–P3)."""
     epochs = sources.config("batch.epochs", "train", "epochs")
+    target = dataset.target
     effective = sources.set(
         "batch.effective_batch",
-        dataset.target.samples_per_epoch,
-        f"recipe P2: repeats {dataset.target.repeats} × {dataset.target.pictures} target pictures",
+        target.samples_per_epoch,
+        f"recipe P2: repeats {target.repeats} × {target.pictures} target pictures"
+        if target.samples_per_epoch == target.repeats * target.pictures
+        else f"recipe P2: each of {target.pictures} target pictures × its folder's repeats",
     )
     reg_samples = dataset.reg.samples_per_epoch if dataset.reg else 0
     samples = sources.set(
@@ -142,35 +147,42 @@ def _batch_pair(
 def choose_batch(pairs: BatchPairs, max_batch: int) -> tuple[int, str]:
     """A batch size ≤ max_batch for the effective batch (P2), and the sentence that says why.
 
-    The fewest accumulation steps win (each is a forward and backward pass), among the batch
-    sizes whose batch × accumulation lands within EFFECTIVE_BATCH_TOLERANCE of the effective
-    batch; ties go to the nearest product, then the larger batch. Batch 1 always fits exactly.
+    An exact pair (batch × accumulation = the effective batch, as P2 asks and a kohya user sets
+    it) wins when its batch is within reach: the largest exact batch that fits, if it is at
+    least EXACT_BATCH_REACH of the largest batch that fits (a much smaller batch would make
+    every step many more passes). Otherwise the fewest accumulation steps win among the batch
+    sizes whose product lands within EFFECTIVE_BATCH_TOLERANCE of the effective batch; ties go to
+    the nearest product, then the larger batch.
     """
-    ceiling = max(1, min(max_batch, pairs.effective))
-    candidates = [b for b in range(1, ceiling + 1) if abs(pairs.deviation(b)) <= EFFECTIVE_BATCH_TOLERANCE]
-    batch = min(candidates or [1], key=lambda b: (pairs.accumulation(b), abs(pairs.deviation(b)), -b))
-    accumulation, effective = pairs.accumulation(batch), pairs.effective
-    product = batch * accumulation
+    effective = pairs.effective
+    ceiling = max(1, min(max_batch, effective))
+    exact = [b for b in range(1, ceiling + 1) if pairs.deviation(b) == 0]
     if max_batch < 1:
         limit = "even batch 1 is over the memory estimate: see the warnings"
     elif max_batch > effective:
         limit = f"no batch needs to exceed the effective batch {effective}"
     else:
         limit = f"the memory estimate fits batches up to {max_batch}"
-    if product == effective:
-        return (
-            batch,
-            f"batch size {batch} × accumulation {accumulation} = effective batch {effective} (P2; {limit})",
+    if exact and max(exact) >= EXACT_BATCH_REACH * ceiling:
+        batch = max(exact)
+        return batch, (
+            f"batch size {batch} × accumulation {pairs.accumulation(batch)} = effective batch {effective} "
+            f"(P2; {limit})"
         )
-    exact = [b for b in candidates if pairs.deviation(b) == 0]
-    alternative = (
-        f"; the exact pair {max(exact)} × {pairs.accumulation(max(exact))} takes more passes per step: "
-        f"set [train] batch_size = {max(exact)} to prefer it"
-        if exact
-        else ""
-    )
+    candidates = [b for b in range(1, ceiling + 1) if abs(pairs.deviation(b)) <= EFFECTIVE_BATCH_TOLERANCE]
+    batch = min(candidates or [1], key=lambda b: (pairs.accumulation(b), abs(pairs.deviation(b)), -b))
+    accumulation = pairs.accumulation(batch)
+    product = batch * accumulation
+    if exact:
+        why_not_exact = (
+            f"the largest exact pair, {max(exact)} × {pairs.accumulation(max(exact))}, is under "
+            f"{EXACT_BATCH_REACH:.0%} of the batch that fits: set [train] batch_size = {max(exact)} "
+            "to prefer it"
+        )
+    else:
+        why_not_exact = "no batch size that fits makes the epoch's batches an exact product"
     return batch, (
         f"batch size {batch} ({limit}) × accumulation {accumulation} = {product}, "
         f"{(product - effective) / effective:+.1%} from the effective batch {effective} (P2), "
-        f"the nearest with {accumulation} passes per step{alternative}"
+        f"the nearest with {accumulation} passes per step; {why_not_exact}"
     )

@@ -1,4 +1,9 @@
-"""The prepared dataset as the trainer sees it: counts, repeats, picture sizes, buckets (D4, D5, P3)."""
+"""The prepared dataset as the trainer sees it: counts, repeats, picture sizes, buckets (D4, D5, P3).
+
+Counted as kohya's sd-scripts counts a DreamBooth-style dataset: each concept folder is a subset
+with its own repeats, regularization pictures are repeated in name order until they match the
+target's samples, and every bucket is batched apart.
+"""
 
 from __future__ import annotations
 
@@ -32,13 +37,20 @@ def dataset_plan(
         else f"family {family.name} (D4)",
     )
     target_pictures, reg_pictures = _prepared_pictures(project, warnings)
-    effective = target_samples(target_pictures)
-    target = describe_set(project.root, "target", target_pictures, resolution, samples_per_epoch=effective)
-    reg = (
-        describe_set(project.root, "reg", reg_pictures, resolution, samples_per_epoch=effective)
-        if reg_pictures
-        else None
+    target = describe_set(
+        project.root, "target", target_pictures, resolution, shown=target_shown(target_pictures)
     )
+    reg = None
+    if reg_pictures:
+        reg_pictures = sorted(reg_pictures, key=kohya_order)
+        reg_shown = reg_repeats([p.repeats for p in reg_pictures], target.samples_per_epoch)
+        reg = describe_set(project.root, "reg", reg_pictures, resolution, shown=reg_shown)
+        if 0 in reg_shown:
+            notes.append(
+                f"{reg_shown.count(0)} of the {len(reg_shown)} regularization pictures are not shown: "
+                f"an epoch needs {target.samples_per_epoch} regularization samples (P3) and, as in "
+                "sd-scripts, they are taken in name order with their folder's repeats"
+            )
     _dataset_remarks(project, target, reg, resolution, warnings, notes)
     for name in ("target", "reg"):
         sources.set(
@@ -165,26 +177,34 @@ def picture_size(path: Path) -> tuple[int, int]:
 def bucket_size(width: int, height: int, resolution: int, step: int = recipe.BUCKET_STEP) -> tuple[int, int]:
     """The size a picture trains at with kohya-style buckets that never upscale.
 
-    A picture whose area exceeds resolution² is scaled down to that area keeping its aspect
-    ratio, the side rounded to `step` being the one that keeps the aspect ratio best; then both
-    sides are cut down to multiples of `step` (D4b: this is the cropping prep avoids). This is
-    sd-scripts' `BucketManager.select_bucket` with `bucket_no_upscale`, so the kohya export and
+    `resized_size` cut down to multiples of `step` (D4b: this is the cropping prep avoids). This
+    is sd-scripts' `BucketManager.select_bucket` with `bucket_no_upscale`, so the kohya export and
     gafu's own trainer bucket alike.
     """
-    max_area = resolution * resolution
-    if width * height > max_area:
-        aspect = width / height
-        scaled_width = math.sqrt(max_area * aspect)
-        scaled_height = max_area / scaled_width
-        by_width = _round_to_step(scaled_width, step)
-        by_height = _round_to_step(scaled_height, step)
-        width_error = abs(by_width / _round_to_step(by_width / aspect, step) - aspect)
-        height_error = abs(_round_to_step(by_height * aspect, step) / by_height - aspect)
-        if width_error < height_error:
-            width, height = by_width, int(by_width / aspect + 0.5)
-        else:
-            width, height = int(by_height * aspect + 0.5), by_height
+    width, height = resized_size(width, height, resolution, step)
     return width - width % step, height - height % step
+
+
+def resized_size(width: int, height: int, resolution: int, step: int = recipe.BUCKET_STEP) -> tuple[int, int]:
+    """The size a picture is scaled to before it is trimmed to its bucket.
+
+    A picture within resolution² keeps its size; a larger one is scaled down to that area keeping
+    its aspect ratio, the side rounded to `step` being the one that keeps the aspect ratio best
+    (sd-scripts' `select_bucket`, library/train_util.py lines 309-334 at 48d368f).
+    """
+    max_area = resolution * resolution
+    if width * height <= max_area:
+        return width, height
+    aspect = width / height
+    scaled_width = math.sqrt(max_area * aspect)
+    scaled_height = max_area / scaled_width
+    by_width = _round_to_step(scaled_width, step)
+    by_height = _round_to_step(scaled_height, step)
+    width_error = abs(by_width / _round_to_step(by_width / aspect, step) - aspect)
+    height_error = abs(_round_to_step(by_height * aspect, step) / by_height - aspect)
+    if width_error < height_error:
+        return by_width, int(by_width / aspect + 0.5)
+    return int(by_height * aspect + 0.5), by_height
 
 
 def _round_to_step(value: float, step: int) -> int:
@@ -204,25 +224,30 @@ def parse_size_key(key: str) -> tuple[int, int]:
 
 
 def describe_set(
-    root: Path, which: SetName, pictures: list[DatasetPicture], resolution: int, *, samples_per_epoch: int
+    root: Path, which: SetName, pictures: list[DatasetPicture], resolution: int, *, shown: list[int]
 ) -> SetPlan:
-    """A SetPlan for the pictures of one set (sizes read from the files' headers)."""
+    """A SetPlan for one set's pictures, each shown `shown[i]` times per epoch (sizes from the headers)."""
     sizes: Counter[str] = Counter()
     buckets: Counter[str] = Counter()
-    for picture in pictures:
+    bucket_samples: Counter[str] = Counter()
+    for picture, times in zip(pictures, shown, strict=True):
         width, height = picture_size(picture.path)
+        bucket = size_key(bucket_size(width, height, resolution))
         sizes[size_key((width, height))] += 1
-        buckets[size_key(bucket_size(width, height, resolution))] += 1
+        buckets[bucket] += 1
+        if times:
+            bucket_samples[bucket] += times
     folders = sorted({p.path.parent.relative_to(root).as_posix() for p in pictures})
     return SetPlan(
         name=which,
         concept_folders=folders,
         pictures=len(pictures),
         repeats=set_repeats(pictures),
-        samples_per_epoch=samples_per_epoch,
+        samples_per_epoch=sum(shown),
         captions_missing=sum(not p.caption_path.is_file() for p in pictures),
         sizes=dict(sorted(sizes.items())),
         buckets=dict(sorted(buckets.items())),
+        bucket_samples=dict(sorted(bucket_samples.items())),
     )
 
 
@@ -231,27 +256,51 @@ def set_repeats(pictures: list[DatasetPicture]) -> int:
     return max((p.repeats for p in pictures), default=0)
 
 
-def target_samples(pictures: list[DatasetPicture]) -> int:
-    """Target samples per epoch: each picture times its folder's repeats (P2: repeats × N)."""
-    return sum(p.repeats for p in pictures)
+def target_shown(pictures: list[DatasetPicture]) -> list[int]:
+    """Times each target picture is shown per epoch: its own folder's repeats (P2; a subset in sd-scripts)."""
+    return [p.repeats for p in pictures]
+
+
+def kohya_order(picture: DatasetPicture) -> tuple[str, str]:
+    """Sort key for the order sd-scripts lists pictures in: concept folder names, then file names."""
+    return picture.path.parent.name, picture.path.name
+
+
+def reg_repeats(folder_repeats: list[int], target_samples: int) -> list[int]:
+    """Times each regularization picture is shown per epoch (P3), chosen as sd-scripts chooses.
+
+    `folder_repeats` holds each picture's folder repeats, in `kohya_order`. A first pass takes the
+    pictures in turn with their folder's repeats until the samples reach `target_samples`; further
+    passes add one showing to each picture in turn until they do (`DreamBoothDataset.__init__`,
+    library/train_util.py lines 2166-2182 at 48d368f). Pictures the first pass does not reach are
+    not shown (0). The total is `target_samples`, except that the first pass can pass it by less
+    than one folder's repeats, as sd-scripts' does.
+    """
+    shown = [0] * len(folder_repeats)
+    total, first_pass = 0, True
+    while folder_repeats and total < target_samples:
+        for index, repeats in enumerate(folder_repeats):
+            added = repeats if first_pass else 1
+            shown[index] += added
+            total += added
+            if total >= target_samples:
+                break
+        first_pass = False
+    return shown
 
 
 def micro_batches(target: SetPlan, reg: SetPlan | None, batch_size: int) -> int:
-    """Batches of `batch_size` in one epoch: buckets are batched apart, so each bucket rounds up.
+    """Batches of `batch_size` in one epoch: each bucket's samples (both sets) batched apart, rounded up.
 
-    Regularization samples (as many as target samples, P3) are spread over the reg buckets in
-    proportion to their pictures, as sd-scripts repeats the reg pictures in turn.
+    As sd-scripts' `make_buckets`: target and regularization samples share a bucket.
     """
-    per_bucket: Counter[str] = Counter()
-    for size, count in target.buckets.items():
-        per_bucket[size] += count * target.repeats
-    if reg is not None and reg.pictures:
-        for size, count in reg.buckets.items():
-            per_bucket[size] += reg.samples_per_epoch * count / reg.pictures
-    return sum(math.ceil(round(samples, 6) / batch_size) for samples in per_bucket.values())
+    per_bucket: Counter[str] = Counter(target.bucket_samples)
+    if reg is not None:
+        per_bucket.update(reg.bucket_samples)
+    return sum(math.ceil(samples / batch_size) for samples in per_bucket.values())
 
 
 def largest_bucket(*sets: SetPlan | None) -> tuple[int, int]:
-    """The largest training size (by area) over the given sets."""
-    sizes = [parse_size_key(key) for s in sets if s is not None for key in s.buckets]
+    """The largest training size (by area) a sample of the given sets trains at."""
+    sizes = [parse_size_key(key) for s in sets if s is not None for key in s.bucket_samples]
     return max(sizes, key=lambda wh: (wh[0] * wh[1], wh))

@@ -134,7 +134,12 @@ def _subset(plan: Plan, project_root: Path, folder: str, set_plan: SetPlan) -> d
 def kohya_training_config(plan: Plan, project_root: Path, folder: Path) -> dict[str, Any]:
     """sd-scripts' `--config_file` for `sdxl_train_network.py` (sections are for reading only)."""
     settings, optimizer, loss, run = plan.network.settings, plan.optimizer, plan.loss, plan.run
-    model: dict[str, Any] = {"pretrained_model_name_or_path": _model_path(plan.model.path, project_root)}
+    model: dict[str, Any] = {
+        "pretrained_model_name_or_path": _model_path(plan.model.path, project_root),
+        # gafu encodes latents with the VAE in fp32 (`gafu.train.latents`); without this sd-scripts
+        # casts it to the mixed precision, and SDXL's VAE overflows in fp16 (NaN latents).
+        "no_half_vae": True,
+    }
     if plan.model.vae:
         model["vae"] = _model_path(plan.model.vae, project_root)
     network: dict[str, Any] = {

@@ -13,6 +13,7 @@ folders, POSIX style), so a plan stays valid when the project folder moves.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from gafu.network.settings import LokrSettings
 from gafu.network.summary import AdaptedModule, NetworkSummary
 from gafu.versioning import upgrade
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ class SetPlan:
     name: Literal["target", "reg"]
     concept_folders: list[str]  # relative to the project folder, e.g. "dataset/train/2_mzh_style"
     pictures: int
-    repeats: int  # from the concept folder names (`<repeats>_<name>`)
-    samples_per_epoch: int  # pictures × repeats; regularization: matched to the target (P3)
+    repeats: int  # from the concept folder names (`<repeats>_<name>`; the largest where they differ)
+    samples_per_epoch: int  # Σ pictures × their folder's repeats; regularization: matched to the target (P3)
     captions_missing: int
     sizes: dict[str, int]  # picture size "WxH" → pictures
     buckets: dict[str, int]  # training size "WxH" → pictures (see gafu.plan.dataset.bucket_size)
+    bucket_samples: dict[str, int]  # training size "WxH" → samples per epoch (see gafu.plan.dataset)
 
 
 @dataclass(frozen=True)
@@ -204,8 +206,34 @@ class Plan:
 
 # --- JSON ------------------------------------------------------------------------------------
 
+
+def _samples_per_bucket_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 → 2: each set's samples per bucket, as version 1 counted them.
+
+    Version 1 gave every target picture the set's repeats and spread the regularization samples
+    over the reg buckets in proportion, each share rounded up; a run planned so and resumed now
+    is checked against those counts (and told to start over where the trainer's differ).
+    """
+    dataset = data.get("dataset")
+    if not isinstance(dataset, dict):
+        return data
+    for name in ("target", "reg"):
+        plan = dataset.get(name)
+        if not isinstance(plan, dict) or not plan.get("pictures"):
+            continue
+        buckets, pictures = plan.get("buckets", {}), plan["pictures"]
+        if name == "target":
+            plan["bucket_samples"] = {k: n * plan.get("repeats", 0) for k, n in buckets.items()}
+        else:
+            samples = plan.get("samples_per_epoch", 0)
+            plan["bucket_samples"] = {
+                k: math.ceil(round(samples * n / pictures, 6)) for k, n in buckets.items()
+            }
+    return data
+
+
 # Migrations from plan version N to N + 1, applied in order to older plans. Version 1 is the first.
-MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {1: _samples_per_bucket_v1}
 
 
 def plan_from_dict(data: dict[str, Any], *, source: str = "plan") -> Plan:
@@ -237,7 +265,7 @@ def load_plan(path: Path) -> Plan:
 
 
 # Plan values held as whole tables: their keys are data (sizes, components), not value names.
-TABLE_VALUES = frozenset({"summary", "sizes", "buckets", "breakdown", "sources"})
+TABLE_VALUES = frozenset({"summary", "sizes", "buckets", "bucket_samples", "breakdown", "sources"})
 
 
 def value_names(data: dict[str, Any], prefix: str = "") -> list[str]:

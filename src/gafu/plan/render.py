@@ -58,7 +58,7 @@ def _render_values(
             continue
         source = source_of(name, sources)
         label = key.replace("_", " ")
-        if isinstance(value, dict) and key not in ("sizes", "buckets"):
+        if isinstance(value, dict) and key not in ("sizes", "buckets", "bucket_samples"):
             lines.append(f"{pad}{label:<{LABEL_WIDTH - indent}} {'':<{VALUE_WIDTH}} {source}".rstrip())
             if key == "breakdown":
                 value = {part: f"{gib:g} GB" for part, gib in value.items()}

@@ -9,7 +9,7 @@ from gafu.config import SETS, SetName
 from gafu.images import near_duplicate_pairs
 from gafu.prep.manifest import Manifest
 from gafu.prep.summary import PrepSummary
-from gafu.prep.work import TargetHashes, TargetMatch, find_target_duplicate, phash_from_hex, remove_output
+from gafu.prep.work import TargetHashes, TargetMatch, find_target_duplicate, picture_hash, remove_output
 from gafu.project import Project
 
 
@@ -75,7 +75,7 @@ def find_duplicates(which: SetName, manifest: Manifest, summary: PrepSummary) ->
             {"set": which, "kind": "exact", "a": sources[0], "b": other, "distance": 0}
             for other in sources[1:]
         )
-    hashes = {source: phash_from_hex(e.source_phash) for source, e in entries.items() if e.source_phash}
+    hashes = {source: picture_hash(e.source_phash) for source, e in entries.items() if e.source_phash}
     for a, b, distance in near_duplicate_pairs(hashes):
         if entries[a].source_sha256 != entries[b].source_sha256:
             summary.duplicates.append({"set": which, "kind": "near", "a": a, "b": b, "distance": distance})

@@ -34,7 +34,9 @@ class ManifestEntry:
     scale: float = 1.0  # output pixels per source pixel
     crop: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) kept, in source pixels
     notes: list[str] = field(default_factory=list)
-    source_phash: str = ""  # perceptual hash (hex) of the picture, for duplicate checks on re-runs
+    source_phash: str = (
+        ""  # gafu.images.PictureHash of the picture (as text), for duplicate checks on re-runs
+    )
     source_bytes: int = 0  # the original's size and modification time when it was hashed:
     source_mtime_ns: int = 0  # an unchanged (size, mtime) pair means an unchanged hash, as git assumes
 

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import imagehash
 from PIL import Image
 
 from gafu.config import SetName
 from gafu.errors import GafuError, os_error_message
 from gafu.fsio import sha256_bytes, write_bytes_atomic
-from gafu.images import PictureError, load_picture, near_duplicate_pairs, perceptual_hash
+from gafu.images import PictureError, PictureHash, load_picture, near_duplicate_pairs, perceptual_hash
 from gafu.prep.geometry import Placement, bucket_placement, pad_placement
 from gafu.prep.manifest import ManifestEntry
 from gafu.prep.settings import PNG_COMPRESS_LEVEL, PrepSettings
@@ -185,8 +184,8 @@ def find_target_duplicate(sha: str, phash: str, targets: TargetHashes) -> Target
     if not phash:
         return None
     pairs = near_duplicate_pairs(
-        {"": phash_from_hex(phash)},
-        {source: phash_from_hex(value) for source, value in targets.perceptual.items()},
+        {"": picture_hash(phash)},
+        {source: picture_hash(value) for source, value in targets.perceptual.items()},
     )
     if not pairs:
         return None
@@ -195,9 +194,9 @@ def find_target_duplicate(sha: str, phash: str, targets: TargetHashes) -> Target
 
 
 @functools.lru_cache(maxsize=8192)
-def phash_from_hex(hex_value: str) -> imagehash.ImageHash:
-    """A perceptual hash from its hex form (cached: every reg picture is compared to every target)."""
-    return imagehash.hex_to_hash(hex_value)
+def picture_hash(text: str) -> PictureHash:
+    """A picture hash from its stored form (cached: every reg picture is compared to every target)."""
+    return PictureHash.parse(text)
 
 
 def _has_transparency(path: Path) -> bool:

@@ -1,10 +1,10 @@
 """What one epoch holds: samples, buckets, micro-batches and shuffled captions (D4, D5, P2, P3, P7).
 
 Each picture trains at `gafu.plan.dataset.bucket_size` (the plan's rule). An epoch holds every
-target picture `repeats` times and as many regularization samples, spread over the reg buckets
-as `gafu.plan.dataset.micro_batches` counts them, so the epoch's batches and optimizer steps are
-the plan's. Everything random here is seeded by (seed, epoch): the same epoch is built the same
-way in every process and after a resume.
+target picture its folder's repeats times and as many regularization samples, the reg pictures
+chosen and repeated as sd-scripts does (`gafu.plan.dataset.reg_repeats`), so the epoch's samples
+per bucket, batches and optimizer steps are the plan's. Everything random here is seeded by
+(seed, epoch): the same epoch is built the same way in every process and after a resume.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from pathlib import Path
 from gafu.captions.text import format_caption, read_caption
 from gafu.errors import GafuError
 from gafu.layout import DatasetPicture
-from gafu.plan.dataset import bucket_size, micro_batches, picture_size, size_key
+from gafu.plan.dataset import (
+    bucket_size,
+    kohya_order,
+    micro_batches,
+    picture_size,
+    reg_repeats,
+    resized_size,
+    size_key,
+)
 from gafu.plan.model import Plan, SetPlan
 from gafu.project import Project
 
@@ -29,8 +37,9 @@ class TrainPicture:
 
     picture: DatasetPicture
     size: tuple[int, int]  # (width, height) of the file
+    resized: tuple[int, int]  # (width, height) it is scaled to before being trimmed to its bucket
     bucket: tuple[int, int]  # (width, height) it trains at
-    tags: tuple[str, ...]  # its caption's tags, in file order (the trigger first on target pictures)
+    tags: tuple[str, ...]  # its caption's first line's tags, in order (the trigger first on target pictures)
     loss_weight: float  # 1.0 on target; the prior-loss weight on regularization (P3)
 
     @property
@@ -71,8 +80,9 @@ def _train_picture(picture: DatasetPicture, resolution: int, step: int, weight: 
     return TrainPicture(
         picture=picture,
         size=size,
+        resized=resized_size(*size, resolution, step),
         bucket=bucket_size(*size, resolution, step),
-        tags=tuple(read_caption(picture.caption_path).tags),
+        tags=tuple(read_caption(picture.caption_path).trained),  # the first line only, as sd-scripts
         loss_weight=weight,
     )
 
@@ -91,26 +101,23 @@ def _check_against_plan(set_plan: SetPlan, pictures: list[TrainPicture], project
 
 
 def samples_per_bucket(plan: Plan, pictures: list[TrainPicture]) -> dict[tuple[int, int], list[TrainPicture]]:
-    """The pictures of one epoch per bucket, each repeated as the epoch shows it (P3).
+    """The pictures of one epoch per bucket, each repeated as the epoch shows it (P2, P3).
 
-    Target pictures appear `repeats` times. Regularization samples are as many as target samples
-    (P3), split over the reg buckets in proportion to their pictures and cycled through each
-    bucket's pictures in turn, as sd-scripts repeats reg pictures. A bucket's share is rounded
-    up, exactly as `micro_batches` counts it, so the epoch has the plan's batches.
+    Target pictures appear their folder's repeats times. Regularization pictures are taken in
+    sd-scripts' order and repeated as it repeats them until they match the target samples
+    (`gafu.plan.dataset.reg_repeats`), so each bucket holds the plan's `bucket_samples`.
     """
     by_bucket: dict[tuple[int, int], list[TrainPicture]] = defaultdict(list)
     target = [p for p in pictures if not p.is_reg]
     for picture in target:
         by_bucket[picture.bucket].extend([picture] * picture.picture.repeats)
-    reg = plan.dataset.reg
-    reg_pictures = [p for p in pictures if p.is_reg]
-    if reg is not None and reg_pictures:
-        grouped: dict[tuple[int, int], list[TrainPicture]] = defaultdict(list)
-        for picture in reg_pictures:
-            grouped[picture.bucket].append(picture)
-        for bucket, members in sorted(grouped.items()):
-            share = math.ceil(round(reg.samples_per_epoch * len(members) / reg.pictures, 6))
-            by_bucket[bucket].extend(members[i % len(members)] for i in range(share))
+    reg = sorted((p for p in pictures if p.is_reg), key=lambda p: kohya_order(p.picture))
+    if plan.dataset.reg is not None and reg:
+        target_samples = sum(p.picture.repeats for p in target)
+        shown = reg_repeats([p.picture.repeats for p in reg], target_samples)
+        for picture, times in zip(reg, shown, strict=True):
+            if times:  # pictures the first pass does not reach are not shown
+                by_bucket[picture.bucket].extend([picture] * times)
     return dict(sorted(by_bucket.items()))
 
 
@@ -143,17 +150,20 @@ def optimizer_steps(batches: list[Batch], accumulation: int) -> list[list[Batch]
 
 
 def check_counts(plan: Plan, pictures: list[TrainPicture]) -> None:
-    """Raise if the epoch this trainer builds does not have the plan's batches and steps (P2, P3)."""
-    batches = sum(
-        math.ceil(len(members) / plan.batch.batch_size)
-        for members in samples_per_bucket(plan, pictures).values()
-    )
+    """Raise if the epoch this trainer builds does not have the plan's samples, batches and steps (P2, P3)."""
+    per_bucket = samples_per_bucket(plan, pictures)
+    batches = sum(math.ceil(len(members) / plan.batch.batch_size) for members in per_bucket.values())
     counted = micro_batches(plan.dataset.target, plan.dataset.reg, plan.batch.batch_size)
     steps = math.ceil(batches / plan.batch.gradient_accumulation)
+    planned: Counter[str] = Counter()
+    for set_plan in filter(None, (plan.dataset.target, plan.dataset.reg)):
+        planned.update(set_plan.bucket_samples)
+    built = {size_key(bucket): len(members) for bucket, members in per_bucket.items()}
     if (
         batches != plan.batch.micro_batches_per_epoch
         or counted != batches
         or steps != plan.batch.steps_per_epoch
+        or built != dict(planned)
     ):
         raise GafuError(
             f"an epoch has {batches} batches in {steps} steps but the plan says "

@@ -1,9 +1,9 @@
 """The latent cache: each picture encoded once by the VAE in fp32 and kept on disk (P-cache_latents).
 
-A latent is keyed by the picture's content hash, its bucket and the VAE's identity (a hash of its
-config and weights), so a changed picture, bucket or VAE gets a new entry and every other run of
-any project reuses the old ones. Entries are written atomically: an interrupted cache is never
-read back half-written.
+A latent is keyed by the picture's content hash, its bucket, how its pixels are made
+(`PIXELS_VERSION`) and the VAE's identity (a hash of its config and weights), so a changed
+picture, bucket or VAE gets a new entry and every other run of any project reuses the old ones.
+Entries are written atomically: an interrupted cache is never read back half-written.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ import numpy as np
 import torch
 
 from gafu.fsio import atomic_path, sha256_file
-from gafu.images import load_picture
+from gafu.images import load_picture, resize_area
 from gafu.train.data import TrainPicture
 
 ENCODE_BATCH = 4  # pictures per VAE call while caching
+# How a picture becomes its bucket's pixels and crop ids (`resize_and_crop`); a new one re-encodes.
+# 2: sd-scripts' resize and trim, with its crop ids (was: scaled to cover with Lanczos).
+PIXELS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -42,21 +45,39 @@ def vae_identity(vae: torch.nn.Module) -> str:
 
 
 def resize_and_crop(picture: TrainPicture) -> tuple[torch.Tensor, tuple[int, int]]:
-    """The picture scaled to cover its bucket and centre-cropped to it, as sd-scripts does.
+    """The picture as sd-scripts makes it for its bucket; a (3, H, W) tensor in [-1, 1] and the crop ids.
 
-    Returns a (3, H, W) tensor in [-1, 1] and the crop's (top, left).
+    Scaled to its `resized` size (area averaging when it shrinks both sides, Lanczos otherwise:
+    `library/utils.py` `resize_image`), then trimmed to the bucket around the centre
+    (`trim_and_resize_if_required`, library/train_util.py lines 2971-2985 at 48d368f). A picture
+    prepared at the training side is already its bucket and is used as it is.
     """
     image = load_picture(picture.picture.path).image
     width, height = picture.size
+    if picture.resized != picture.size:
+        shrinks = picture.resized[0] <= width and picture.resized[1] <= height
+        image = resize_area(image, picture.resized) if shrinks else image.resize(picture.resized, _lanczos())
     bucket_w, bucket_h = picture.bucket
-    scale = max(bucket_w / width, bucket_h / height)
-    resized_w, resized_h = max(bucket_w, round(width * scale)), max(bucket_h, round(height * scale))
-    if (resized_w, resized_h) != (width, height):
-        image = image.resize((resized_w, resized_h), resample=_lanczos())
-    top, left = (resized_h - bucket_h) // 2, (resized_w - bucket_w) // 2
+    left, top = (image.width - bucket_w) // 2, (image.height - bucket_h) // 2
     image = image.crop((left, top, left + bucket_w, top + bucket_h))
     pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)
-    return pixels / 127.5 - 1.0, (top, left)
+    return pixels / 127.5 - 1.0, crop_top_left(picture.size, picture.bucket)
+
+
+def crop_top_left(size: tuple[int, int], bucket: tuple[int, int]) -> tuple[int, int]:
+    """SDXL's crop time ids `(top, left)` for a picture of `size` in `bucket`, as sd-scripts sets them.
+
+    sd-scripts does not use the trimmed box's offsets: `BucketManager.get_crop_ltrb`
+    (library/train_util.py lines 349-366 at 48d368f) fits the picture's aspect ratio inside the
+    bucket and takes that box's top-left, so a picture of the bucket's shape gets (0, 0).
+    """
+    (width, height), (bucket_w, bucket_h) = size, bucket
+    aspect = width / height
+    if bucket_w / bucket_h > aspect:
+        fitted_w, fitted_h = bucket_h * aspect, bucket_h
+    else:
+        fitted_w, fitted_h = bucket_w, bucket_w / aspect
+    return int((bucket_h - fitted_h) // 2), int((bucket_w - fitted_w) // 2)
 
 
 def _lanczos() -> int:
@@ -66,8 +87,9 @@ def _lanczos() -> int:
 
 
 def cache_path(cache_dir: Path, content_hash: str, bucket: tuple[int, int], vae_id: str) -> Path:
-    """Where a latent lives: `<hash[:2]>/<hash>-<W>x<H>-<vae id>.safetensors`."""
-    return cache_dir / content_hash[:2] / f"{content_hash}-{bucket[0]}x{bucket[1]}-{vae_id[:16]}.safetensors"
+    """Where a latent lives: `<hash[:2]>/<hash>-<W>x<H>-<vae id>-p<pixels version>.safetensors`."""
+    name = f"{content_hash}-{bucket[0]}x{bucket[1]}-{vae_id[:16]}-p{PIXELS_VERSION}.safetensors"
+    return cache_dir / content_hash[:2] / name
 
 
 def cached_latents(

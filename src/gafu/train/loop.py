@@ -2,8 +2,10 @@
 
 One optimizer step covers `gradient_accumulation` micro-batches of the epoch (P2); with several
 processes each takes its share of them, and the gradients are summed across processes before
-the step, so the effective batch is the plan's whatever the number of GPUs. The loss of a step
-is the mean over all its samples (each weighted: prior loss P3, min-SNR, v-pred scaling P9).
+the step, so the effective batch is the plan's whatever the number of GPUs. As in sd-scripts, a
+micro-batch's loss is the mean over its samples (each weighted: prior loss P3, min-SNR, v-pred
+scaling P9) and a step's loss is the sum of its micro-batches' losses divided by the accumulation
+count — also in an epoch's last, shorter step.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class TrainingRun:
     optimizer: Any  # accelerate's wrapped optimizer
     lr_scheduler: Any
     noise_scheduler: Any
+    loss_snr: torch.Tensor  # (T,) SNR per timestep for the loss weights (gafu.train.noise.loss_snr_table)
     pictures: list[TrainPicture]
     latents: dict[Any, CachedLatent]
     hooks: Any  # gafu.train.run.RunHooks: report, save, sample, stop
@@ -69,10 +72,10 @@ def run_loop(run: TrainingRun, start_step: int) -> tuple[str, int]:
             rates = {group.get("name"): group["lr"] for group in run.optimizer.param_groups}  # this step's
             optimizer_step(run)
             step += 1
-            # --- log
+            # --- log: the mean of the step's micro-batch losses (sd-scripts logs micro-batch losses)
             samples = sum(len(batch) for batch in micro_batches)
             throughput.add(time.perf_counter() - started, samples)
-            hooks.report_step(step, epoch, loss_sum / samples, rates, throughput)
+            hooks.report_step(step, epoch, loss_sum / len(micro_batches), rates, throughput)
             # --- stop (Ctrl-C, SIGTERM, output/STOP): the step is finished, so its state is whole
             if stop:
                 return "stopped", step
@@ -82,16 +85,23 @@ def run_loop(run: TrainingRun, start_step: int) -> tuple[str, int]:
 
 
 def accumulate_gradients(run: TrainingRun, micro_batches: list[Batch], step: int) -> tuple[float, bool]:
-    """Backward over this process's micro-batches; returns the summed weighted loss and a NaN flag."""
+    """Backward over this process's micro-batches; returns the sum of their losses and a NaN flag.
+
+    Each micro-batch's loss is the mean over its samples, and its gradient is divided by the
+    plan's accumulation count, as sd-scripts does (`train_network.py` `process_batch` returns
+    `loss.mean()`; accelerate's `backward` divides it by `gradient_accumulation_steps`). A sample
+    of a smaller micro-batch (a bucket's remainder) therefore weighs more, and an epoch's last,
+    short step has a smaller gradient: kohya's training, not a per-sample average.
+    """
     accelerator = run.accelerator
-    total = sum(len(batch) for batch in micro_batches)  # samples in the whole step, all processes
+    accumulation = run.plan.batch.gradient_accumulation
     rank, world = accelerator.process_index, accelerator.num_processes
     loss_sum, nonfinite = 0.0, False
     for index in range(rank, len(micro_batches), world):
         generator = _generator(run.plan.run.seed, step, index, accelerator.device)
-        losses = micro_batch_losses(run, micro_batches[index], generator)
-        accelerator.backward(losses.sum() / total)
-        value = losses.detach().sum().item()
+        loss = micro_batch_losses(run, micro_batches[index], generator).mean()
+        accelerator.backward(loss / accumulation)
+        value = loss.detach().item()
         loss_sum += value
         nonfinite = nonfinite or not math.isfinite(value)
     return loss_sum, nonfinite
@@ -127,7 +137,7 @@ def micro_batch_losses(run: TrainingRun, batch: Batch, generator: torch.Generato
         dim=(1, 2, 3)
     )
     prior = torch.tensor([s.picture.loss_weight for s in batch], device=device)
-    return losses * loss_weights(run.noise_scheduler, timesteps, plan.loss) * prior
+    return losses * loss_weights(run.loss_snr, timesteps, plan.loss) * prior
 
 
 def optimizer_step(run: TrainingRun) -> None:

@@ -24,7 +24,7 @@ from gafu.train import data, setup
 from gafu.train.conditioning import too_long
 from gafu.train.latents import cached_latents
 from gafu.train.loop import Diverged, TrainingRun, diverged_error, run_loop
-from gafu.train.noise import noise_scheduler
+from gafu.train.noise import loss_snr_table, noise_scheduler
 from gafu.train.outputs import LokrWriter, RunPaths
 from gafu.train.progress import Callback, ProgressBar, ProgressLog, Reporter, TensorBoardLog, Throughput
 from gafu.train.state import (
@@ -144,6 +144,7 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
         optimizer=optimizer,
         lr_scheduler=lr_scheduler,
         noise_scheduler=noise_scheduler(base.scheduler_config, plan.loss),
+        loss_snr=loss_snr_table(base.scheduler_config),
         pictures=pictures,
         latents=latents,
         hooks=hooks,

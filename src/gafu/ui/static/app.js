@@ -287,7 +287,7 @@ function renderPlan(plan) {
       for (const [key, value] of Object.entries(data)) {
         const name = `${prefix}.${key}`;
         if (key === "summary") continue;
-        if (value && typeof value === "object" && !Array.isArray(value) && !["sizes", "buckets"].includes(key)) { walk(value, name); continue; }
+        if (value && typeof value === "object" && !Array.isArray(value) && !["sizes", "buckets", "bucket_samples"].includes(key)) { walk(value, name); continue; }
         rows.push(el("tr", { "data-name": name }, el("td", {}, name.slice(section.length + 1)), el("td", {}, formatValue(value)),
           el("td", { class: "source" }, sourceOf(name, plan.sources))));
       }

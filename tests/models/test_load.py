@@ -11,8 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 from gafu.errors import GafuError
-from gafu.models.load import SDXL_BASE_REPO, load_base_model, load_project_model
+from gafu.models import tokenizers
+from gafu.models.load import load_base_model, load_project_model
 from gafu.models.tiny import build_tiny_components, save_sgm_checkpoint
+from gafu.models.tokenizers import SDXL_BASE_REPO
 
 COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
@@ -259,8 +261,12 @@ def test_missing_tokenizer_files_are_named(tmp_path, tiny_model):
         load_base_model(tiny_model.single_file, config_dir=tiny_model.config_dir, tokenizers=tokenizers)
 
 
-def test_no_tokenizers_anywhere_says_how_to_supply_them(tiny_model):
-    with pytest.raises(GafuError, match=r"tokenizer files .* not found.*\[model\] tokenizers.*hf download"):
+def test_no_tokenizers_anywhere_says_how_to_supply_them(tiny_model, monkeypatch):
+    monkeypatch.setattr(tokenizers, "clip_bpe_file", lambda: None)  # as without openai-clip installed
+    with pytest.raises(
+        GafuError,
+        match=r"tokenizer files .* not found.*\[model\] tokenizers.*pip install openai-clip.*hf download",
+    ):
         load_base_model(tiny_model.single_file, config_dir=tiny_model.config_dir)
 
 

@@ -454,10 +454,8 @@ def print_report(report: dict) -> None:
         f"factor {report['lokr']['factor']} — {report['device']}"
     )
     largest = report["largest_batch"]
-    print(
-        f"largest batch for {largest['vram_gib']:g} GiB: the plan's {largest['plan']}, "
-        f"measured {largest['measured'] if largest['measured'] is not None else '— (batches given)'}"
-    )
+    measured = largest["measured"] if largest["measured"] is not None else "— (not searched: no cap on a CPU)"
+    print(f"largest batch for {largest['vram_gib']:g} GiB: the plan's {largest['plan']}, measured {measured}")
     memory = "peak GiB" if report["memory"].startswith("CUDA") else "peak RAM GiB"
     header = ("row", "batch", "s/step", "samples/s", memory, "reserved", "plan est.")
     print("{:24} {:>5} {:>8} {:>9} {:>12} {:>8} {:>9}  outcome".format(*header))

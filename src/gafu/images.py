@@ -7,12 +7,15 @@ import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gafu.errors import GafuError
+
+if TYPE_CHECKING:
+    import imagehash
 
 with contextlib.suppress(ImportError):  # AVIF where the plugin is installed
     import pillow_avif  # noqa: F401
@@ -129,6 +132,8 @@ def flatten_to_rgb(image: Image.Image, background: RGB = WHITE) -> Image.Image:
 
 def perceptual_hash(image: Image.Image) -> imagehash.ImageHash:
     """64-bit DCT perceptual hash (imagehash.phash) of a picture."""
+    import imagehash  # here, not at the top: training reads pictures and needs no hashes (nor SciPy)
+
     return imagehash.phash(image)
 
 

@@ -32,7 +32,7 @@ def _picture(pipe) -> np.ndarray:
         generator=torch.Generator().manual_seed(0),
         output_type="np",
     )
-    return out.images[0]
+    return out.images[0].astype(np.float32)
 
 
 def test_diffusers_sdxl_lora_loader_refuses_a_kohya_lycoris_lokr(tiny_pipeline, tiny_lokr_files):
@@ -44,11 +44,13 @@ def test_diffusers_sdxl_lora_loader_refuses_a_kohya_lycoris_lokr(tiny_pipeline, 
     assert "lokr_w1" in str(error.value) and "lora_unet_" in str(error.value)
 
 
-def test_gafus_loader_applies_a_lokr_to_a_diffusers_pipeline(tiny_pipeline, tiny_lokr_files):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gafus_loader_applies_a_lokr_to_a_diffusers_pipeline(tiny_pipeline, tiny_lokr_files, dtype):
     """What the README shows for diffusers: `load_network` on the pipeline's own modules, then `apply_to`."""
-    pipe = tiny_pipeline
+    pipe = tiny_pipeline.to(dtype=dtype)
     base = _picture(pipe)
     lokr = load_network(tiny_lokr_files[0], pipe.unet, (pipe.text_encoder, pipe.text_encoder_2))
+    lokr.to(dtype=dtype)
     assert lokr.names and sorted(lokr.names) == sorted(read_lokr_file(tiny_lokr_files[0]).module_names)
     assert any(name.startswith("lora_te2_") for name in lokr.names)
     lokr.apply_to()

@@ -2,7 +2,7 @@
 
     python bench/gpu_check.py                          # a CUDA GPU: full SDXL at 1024 px (≤ 8 minutes)
     python bench/gpu_check.py --compile                # … plus a torch.compile row
-    python bench/gpu_check.py --device cpu --arch tiny --resolution 64 --steps 1   # the suite's check
+    python bench/gpu_check.py --arch tiny --steps 1   # without CUDA: batches 1 and 2 (the suite's check)
 
 What a row runs: the SDXL U-Net and both text encoders with random weights (built on the device:
 no checkpoint, no download), bf16, gradient checkpointing, the recipe's LoKr (P6: dim 128, conv
@@ -13,11 +13,12 @@ from `gafu.train.setup`, then `gafu.train.loop.accumulate_gradients` and `optimi
 
 Rows: gafu's LoKr forward against LyCORIS's (`[train] lokr_kernel`), AdamW against 8-bit AdamW
 (when bitsandbytes imports and the device is CUDA), at batch 1 and at the largest batch that fits
-12 GB — searched under a 12 GiB cap on the allocator, starting from the batch the plan picks for
-12 GB — and, with `--compile`, gafu/AdamW with the U-Net under torch.compile. Each row gives
-seconds per step (median of `--steps` after a warm-up step), peak memory (CUDA: allocated and
-reserved; CPU: the process's RAM) and the plan's memory estimate for the same settings. One table
-is printed and written as JSON (`--json`). Rows stop when `--budget` seconds are spent.
+12 GB — searched under a 12 GiB cap on PyTorch's allocator (`--vram`; a real 12 GB card also
+holds the CUDA context outside it), starting from the batch the plan picks for 12 GB — and, with
+`--compile`, gafu/AdamW with the U-Net under torch.compile. Each row gives seconds per step
+(median of `--steps` after a warm-up step), peak memory (CUDA: allocated and reserved; CPU: the
+process's RAM) and the plan's memory estimate for the same settings. One table is printed and
+written as JSON (`--json`). Rows stop when `--budget` seconds are spent.
 
 No network where the GPU is? torch, transformers and accelerate installed, and gafu's other
 needs carried as wheels: fill a folder on a machine with network (same OS and Python version)
@@ -144,7 +145,6 @@ def random_base_model(config_dir: Path | None, device, dtype):
     Built on the meta device and materialised on the target in `dtype`, so full SDXL never exists
     in fp32 or on the CPU. No VAE: training reads cached latents.
     """
-
     from gafu.errors import GafuError
     from gafu.models.configs import sdxl_config_dir
     from gafu.models.load import BaseModel, ModelSource, meta_model
@@ -157,26 +157,36 @@ def random_base_model(config_dir: Path | None, device, dtype):
         module = module.to(dtype).to_empty(device=device)
         parts.append(randomize_(module, seed).eval())
     unet, te1, te2 = parts
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            tokenizers = load_tokenizers(explicit=None, candidates=[], text_encoders=(te1, te2))
-        except GafuError:  # a small architecture's own vocabulary (tiny): its tokenizers
-            from gafu.models.tiny import write_tiny_tokenizers
-
-            write_tiny_tokenizers(Path(tmp))
-            tokenizers = load_tokenizers(explicit=Path(tmp), candidates=[], text_encoders=(te1, te2))
+    try:  # SDXL's (from the hub cache, or built from CLIP's vocabulary by openai-clip)
+        found = load_tokenizers(explicit=None, candidates=[], text_encoders=(te1, te2))
+        tokenizers, source = found.tokenizers, found.source
+    except GafuError:  # the tiny architecture's vocabulary, or no CLIP vocabulary here at all
+        tokenizers, source = (
+            _tiny_tokenizers(),
+            "gafu's tiny tokenizers (token content does not change timing)",
+        )
     return BaseModel(
         unet=unet,
         vae=None,
         text_encoder=te1,
         text_encoder_2=te2,
-        tokenizer=tokenizers.tokenizer,
-        tokenizer_2=tokenizers.tokenizer_2,
+        tokenizer=tokenizers[0],
+        tokenizer_2=tokenizers[1],
         scheduler_config=json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8")),
         source=ModelSource("single-file", folder, "random weights"),
         config_dir=folder,
-        tokenizers_source=tokenizers.source,
+        tokenizers_source=source,
     )
+
+
+def _tiny_tokenizers() -> tuple:
+    from transformers import CLIPTokenizer
+
+    from gafu.models.tiny import write_tiny_tokenizers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tiny_tokenizers(Path(tmp))
+        return tuple(CLIPTokenizer.from_pretrained(Path(tmp) / name) for name in ("tokenizer", "tokenizer_2"))
 
 
 # --- the project the plans are made for -------------------------------------------------------------
@@ -244,6 +254,7 @@ class Row:
 
     @property
     def name(self) -> str:
+        """The row's label: kernel/optimizer, and whether compiled."""
         return f"{self.kernel}/{self.optimizer}" + (" compiled" if self.compiled else "")
 
 
@@ -341,7 +352,7 @@ def largest_batch(state: dict, args, start: int, budget_left) -> tuple[int, list
 
 
 # --- the whole check -------------------------------------------------------------------------------
-def check(args) -> dict:
+def check(args, workspace: Path) -> dict:
     """Build the model, find the largest batch for the cap, measure every row; the report as data."""
     import torch
 
@@ -356,7 +367,6 @@ def check(args) -> dict:
     def budget_left() -> float:
         return args.budget - (time.perf_counter() - started)
 
-    workspace = Path(tempfile.mkdtemp(prefix="gafu-gpu-check-"))
     config_dir = arch_config_dir(args.arch, workspace)
     side = args.resolution or (TINY_SIDE if args.arch == "tiny" else 1024)
     project = make_project(workspace, pictures=args.max_batch, side=side, config_dir=config_dir)
@@ -511,7 +521,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         raise SystemExit("no CUDA GPU here: run with --device cpu --arch tiny (or small)")
     if args.device == "cpu" and torch.cuda.is_available():
         raise SystemExit("--device cpu is for machines without CUDA (the plan's accelerator takes the GPU)")
-    report = check(args)
+    with tempfile.TemporaryDirectory(prefix="gafu-gpu-check-") as workspace:
+        report = check(args, Path(workspace))
     print_report(report)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

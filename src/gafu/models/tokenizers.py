@@ -74,28 +74,19 @@ def load_tokenizers(
                 hint="[model] tokenizers must hold tokenizer/ and tokenizer_2/ (vocab.json and merges.txt "
                 "at least) as an SDXL diffusers folder does",
             )
-        candidates = [explicit]
+        return _checked(_load_folder(explicit, str(explicit)), text_encoders)
     # Only from folders known to hold the files: transformers' CLIPTokenizer silently builds an
     # empty tokenizer when they are missing.
     found = next((f for f in candidates if f.is_dir() and not missing_files(f)), None)
-    if found is None and explicit is None:
-        found = hub_tokenizer_folder(download=False)
+    found = found or hub_tokenizer_folder(download=False)
     if found is not None:
         return _checked(_load_folder(found, str(found)), text_encoders)
-    if explicit is None:
-        bpe = clip_bpe_file()
-        if bpe is not None:
-            with tempfile.TemporaryDirectory(prefix="gafu-tokenizers-") as tmp:
-                write_sdxl_tokenizers(Path(tmp), *clip_vocabulary(bpe))
-                built = _load_folder(Path(tmp), f"built from {bpe.name} ({CLIP_BPE_PACKAGE})")
-            built.notes.append(
-                f"SDXL's tokenizers were built from CLIP's BPE vocabulary ({bpe.name} of the "
-                f"{CLIP_BPE_PACKAGE} package): no tokenizer folder was given or found"
-            )
-            return _checked(built, text_encoders)
-        found = hub_tokenizer_folder(download=True)
-        if found is not None:
-            return _checked(_load_folder(found, str(found)), text_encoders)
+    bpe = clip_bpe_file()
+    if bpe is not None:
+        return _checked(_built_from(bpe), text_encoders)
+    found = hub_tokenizer_folder(download=True)
+    if found is not None:
+        return _checked(_load_folder(found, str(found)), text_encoders)
     looked = ", ".join(str(f) for f in candidates if f.is_dir())
     raise GafuError(
         f"SDXL's tokenizer files (tokenizer/ and tokenizer_2/: vocab.json, merges.txt) were not found "
@@ -132,6 +123,18 @@ def _load_folder(folder: Path, source: str) -> Tokenizers:
             f"{CLIP_WINDOW}, BOS {BOS}, EOS {EOS}, padding with {PAD[name]!r})"
         )
     return Tokenizers(loaded[0], loaded[1], source, notes)
+
+
+def _built_from(bpe: Path) -> Tokenizers:
+    """Both tokenizers as SDXL base has them, written from CLIP's BPE file into a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="gafu-tokenizers-") as tmp:
+        write_sdxl_tokenizers(Path(tmp), *clip_vocabulary(bpe))
+        built = _load_folder(Path(tmp), f"built from {bpe.name} ({CLIP_BPE_PACKAGE})")
+    built.notes.append(
+        f"SDXL's tokenizers were built from CLIP's BPE vocabulary ({bpe.name} of the "
+        f"{CLIP_BPE_PACKAGE} package): no tokenizer folder was given or found"
+    )
+    return built
 
 
 def sdxl_settings(name: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,8 +28,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-SAFETENSORS_DTYPES = {"float16": "F16", "float32": "F32", "int64": "I64"}
 
 
 def half_size_configs(folder: Path) -> Path:
@@ -66,45 +63,6 @@ def half_size_configs(folder: Path) -> Path:
         (folder / name / config_name).write_text(json.dumps(config, indent=2), "utf-8")
     (folder / "model_index.json").write_text((source / "model_index.json").read_text("utf-8"), "utf-8")
     return folder
-
-
-def write_synthetic_checkpoint(path: Path, config_dir: Path) -> int:
-    """An SGM-layout fp16 checkpoint of the architecture in `config_dir`, streamed to disk; its size."""
-    from accelerate import init_empty_weights
-    from diffusers import AutoencoderKL
-
-    from gafu.models import sgm
-    from gafu.models.load import meta_model
-
-    unet, te1, te2 = meta_model(config_dir)
-    with init_empty_weights():
-        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(config_dir, subfolder="vae"))
-    tensors = {
-        **sgm.unet_to_sgm(unet.state_dict(), unet.config),
-        **sgm.vae_to_ldm(vae.state_dict(), vae.config),
-        **sgm.clip_l_to_sgm(te1.state_dict()),
-        **sgm.open_clip_to_sgm(te2.state_dict()),
-    }
-    header, offset = {}, 0
-    for key, meta in tensors.items():
-        dtype = "float16" if meta.is_floating_point() else "int64"
-        size = meta.numel() * (2 if dtype == "float16" else 8)
-        header[key] = {
-            "dtype": SAFETENSORS_DTYPES[dtype],
-            "shape": list(meta.shape),
-            "data_offsets": [offset, offset + size],
-        }
-        offset += size
-    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)) + raw)
-        for entry in header.values():
-            start, end = entry["data_offsets"]
-            chunk = 64 << 20
-            for position in range(start, end, chunk):
-                fh.write(bytes(min(chunk, end - position)))
-    return path.stat().st_size
 
 
 def child(which: str, checkpoint: Path, config_dir: Path, tokenizers: Path) -> dict:
@@ -162,15 +120,16 @@ def main() -> None:
         return
 
     from gafu.models.configs import sdxl_config_dir
-    from gafu.models.tiny import write_tiny_tokenizers
+    from gafu.models.synthetic import write_synthetic_checkpoint
+    from gafu.models.tokenizers import clip_bpe_file, clip_vocabulary, write_sdxl_tokenizers
 
     with tempfile.TemporaryDirectory(prefix="gafu-bench-") as tmp:
         folder = Path(tmp)
         config_dir = half_size_configs(folder / "config") if args.size == "half" else sdxl_config_dir()
-        write_tiny_tokenizers(folder / "tokenizers")  # tokenizers do not matter for loading weights
+        write_sdxl_tokenizers(folder / "tokenizers", *clip_vocabulary(clip_bpe_file()))
         checkpoint = folder / "synthetic-sdxl.safetensors"
         started = time.perf_counter()
-        size = write_synthetic_checkpoint(checkpoint, config_dir)
+        size = write_synthetic_checkpoint(checkpoint, config_dir, fill="zeros")
         seconds = time.perf_counter() - started
         print(f"checkpoint: {args.size}-size SDXL, fp16, {size / 1e9:.2f} GB (written in {seconds:.0f} s)")
         results = {"gafu": run_child("gafu", checkpoint, config_dir, folder / "tokenizers")}

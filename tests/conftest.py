@@ -493,6 +493,87 @@ def diffusers_converter():
     return diffusers_modules_for
 
 
+def hub_cache_snapshot(repo_id: str, files: dict[str, bytes], revision: str | None = None) -> Path:
+    """Put files into the hub cache exactly as huggingface_hub lays out a download; returns the snapshot.
+
+    `models--owner--name/blobs/<git sha1 of the content>`, `snapshots/<revision>/<path>` as relative
+    symlinks to the blobs (copies where symlinks are not allowed, as huggingface_hub does on
+    Windows), and `refs/main` holding the revision.
+    """
+    import hashlib
+
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    revision = revision or hashlib.sha1(repo_id.encode()).hexdigest()  # 40 hex digits, as a commit
+    snapshot = repo / "snapshots" / revision
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git's blob id
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        target = snapshot / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.symlink_to(os.path.relpath(blob, target.parent))
+        except OSError:
+            target.write_bytes(data)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision, encoding="utf-8")
+    return snapshot
+
+
+def _added_token(content: str, *, typed: bool) -> dict:
+    token = {"content": content, "lstrip": False, "normalized": True, "rstrip": False, "single_word": False}
+    return {"__type": "AddedToken", **token} if typed else token
+
+
+def sdxl_tokenizer_settings(pad: str) -> dict[str, bytes]:
+    """`special_tokens_map.json` and `tokenizer_config.json` as SDXL base 1.0 has them (pad: EOS or "!")."""
+    import json
+
+    specials = {"bos": "<|startoftext|>", "eos": "<|endoftext|>", "unk": "<|endoftext|>"}
+    special_map = {f"{k}_token": _added_token(v, typed=False) for k, v in specials.items()}
+    config = {
+        "add_prefix_space": False,
+        **{f"{k}_token": _added_token(v, typed=True) for k, v in specials.items()},
+        "clean_up_tokenization_spaces": True,
+        "do_lower_case": True,
+        "errors": "replace",
+        "model_max_length": 77,
+        "pad_token": pad,
+        "tokenizer_class": "CLIPTokenizer",
+    }
+    return {
+        "special_tokens_map.json": json.dumps({**special_map, "pad_token": pad}, indent=2).encode(),
+        "tokenizer_config.json": json.dumps(config, indent=2).encode(),
+    }
+
+
+@pytest.fixture(scope="session")
+def sdxl_tokenizer_files() -> dict[str, bytes]:
+    """SDXL base's tokenizer folders (`tokenizer/…`, `tokenizer_2/…`, four files each), real CLIP vocabulary.
+
+    The vocabulary is `bpe_simple_vocab_16e6.txt.gz` as the openai-clip package ships it (49408
+    tokens, 48894 merges), turned into `vocab.json` and `merges.txt` as CLIP's tokenizer reads it.
+    """
+    import json
+
+    from gafu.models.tokenizers import clip_bpe_file, clip_vocabulary
+
+    bpe = clip_bpe_file()
+    assert bpe is not None, "the tests need openai-clip (pip install -e '.[test]')"
+    tokens, merges = clip_vocabulary(bpe)
+    vocabulary = {
+        "vocab.json": json.dumps({token: i for i, token in enumerate(tokens)}).encode(),
+        "merges.txt": ("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)).encode(),
+    }
+    files = {}
+    for name, pad in (("tokenizer", "<|endoftext|>"), ("tokenizer_2", "!")):
+        for file, data in {**vocabulary, **sdxl_tokenizer_settings(pad)}.items():
+            files[f"{name}/{file}"] = data
+    return files
+
+
 @pytest.fixture(scope="session")
 def sdxl_meta():
     """Full SDXL's U-Net and text encoders from gafu's shipped configs, on the meta device (no weights)."""

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ def atomic_path(path: Path, *, action: str = "write") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
 
     On any failure the temporary file is removed and `path` is left as it was, so an
-    interrupted or failed write never leaves a half-written output behind.
+    interrupted or failed write never leaves a half-written output behind. The file gets the
+    permissions any new file gets under the user's umask (0644 under 022), not mkstemp's 0600, so
+    other users' programs (a ComfyUI or web UI service) can read what gafu writes.
     """
     path = Path(path)
     try:
@@ -31,6 +34,8 @@ def atomic_path(path: Path, *, action: str = "write") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if os.name != "nt":  # Windows has no mode bits beyond read-only; files inherit the folder's ACL
+            os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
@@ -38,6 +43,21 @@ def atomic_path(path: Path, *, action: str = "write") -> Iterator[Path]:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux: /proc)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text("ascii", "replace").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:  # elsewhere: set and put back (the only way POSIX offers)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def _remove_quietly(path: Path) -> None:

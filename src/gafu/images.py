@@ -7,12 +7,15 @@ import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gafu.errors import GafuError
+
+if TYPE_CHECKING:
+    import imagehash
 
 with contextlib.suppress(ImportError):  # AVIF where the plugin is installed
     import pillow_avif  # noqa: F401
@@ -146,6 +149,8 @@ class PictureHash:
     @classmethod
     def parse(cls, text: str) -> PictureHash:
         """The hash written by `str()` (a bare hex hash, as older gafu stored it, has no colours)."""
+        import imagehash  # here, not at the top: training reads pictures and needs no hashes (nor SciPy)
+
         structure, _, colours = text.partition(":")
         return cls(imagehash.hex_to_hash(structure), bytes.fromhex(colours))
 
@@ -159,6 +164,8 @@ class PictureHash:
 
 def perceptual_hash(image: Image.Image) -> PictureHash:
     """64-bit DCT perceptual hash (imagehash.phash) of a picture, with its 4 × 4 average colours."""
+    import imagehash  # see PictureHash.parse
+
     grid = image.convert("RGB").resize((COLOUR_GRID, COLOUR_GRID), Image.Resampling.BOX)
     return PictureHash(imagehash.phash(image), np.asarray(grid, dtype=np.uint8).tobytes())
 

@@ -11,8 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 from gafu.errors import GafuError
-from gafu.models.load import SDXL_BASE_REPO, load_base_model, load_project_model
+from gafu.models import tokenizers
+from gafu.models.load import load_base_model, load_project_model
 from gafu.models.tiny import build_tiny_components, save_sgm_checkpoint
+from gafu.models.tokenizers import SDXL_BASE_REPO
 
 COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
@@ -259,8 +261,12 @@ def test_missing_tokenizer_files_are_named(tmp_path, tiny_model):
         load_base_model(tiny_model.single_file, config_dir=tiny_model.config_dir, tokenizers=tokenizers)
 
 
-def test_no_tokenizers_anywhere_says_how_to_supply_them(tiny_model):
-    with pytest.raises(GafuError, match=r"tokenizer files .* not found.*\[model\] tokenizers.*hf download"):
+def test_no_tokenizers_anywhere_says_how_to_supply_them(tiny_model, monkeypatch):
+    monkeypatch.setattr(tokenizers, "clip_bpe_file", lambda: None)  # as without openai-clip installed
+    with pytest.raises(
+        GafuError,
+        match=r"tokenizer files .* not found.*\[model\] tokenizers.*pip install openai-clip.*hf download",
+    ):
         load_base_model(tiny_model.single_file, config_dir=tiny_model.config_dir)
 
 
@@ -275,3 +281,20 @@ def test_project_config_dir_names_the_architecture_without_loading(make_project,
     assert project_config_dir(project) is None
     project.config.model.config = str(tiny_model.config_dir)
     assert project_config_dir(project) == tiny_model.config_dir
+
+
+def test_tokenizer_folders_with_only_the_vocabularies_load_with_sdxls_settings_and_a_note(
+    tmp_path, tiny_model
+):
+    tokenizers = tmp_path / "tokenizers"
+    for name in ("tokenizer", "tokenizer_2"):
+        for file in ("vocab.json", "merges.txt"):
+            (tokenizers / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(tiny_model.diffusers_dir / name / file, tokenizers / name / file)
+    base = load_base_model(
+        tiny_model.single_file, config_dir=tiny_model.config_dir, tokenizers=tokenizers, dtype=torch.float32
+    )
+    assert base.tokenizer.model_max_length == base.tokenizer_2.model_max_length == 77
+    assert base.tokenizer_2.pad_token == "!" and base.tokenizer.pad_token == "<|endoftext|>"
+    assert len(base.notes) == 2 and "SDXL's settings applied" in base.notes[0]
+    assert base.to_dict()["notes"] == base.notes and base.to_dict()["tokenizers"] == str(tokenizers)

@@ -20,11 +20,9 @@ from gafu.families import ModelFamily, get_family
 from gafu.models.checkpoint import SDXL_COMPONENTS, inspect_checkpoint, require_sdxl
 from gafu.models.configs import sdxl_config_dir
 from gafu.models.memory import MemoryReport, PeakMemory
+from gafu.models.tokenizers import load_tokenizers
 
-SDXL_BASE_REPO = "stabilityai/stable-diffusion-xl-base-1.0"  # where SDXL's tokenizers live on the hub
 COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
-TOKENIZERS = ("tokenizer", "tokenizer_2")
-TOKENIZER_FILES = ("vocab.json", "merges.txt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[^\\:]+\.safetensors)?$")
 
 
@@ -52,7 +50,9 @@ class BaseModel:
     source: ModelSource
     config_dir: Path  # the architecture configs used
     marks_v_prediction: bool = False  # the checkpoint says it is v-prediction (a `v_pred` key)
+    tokenizers_source: str = ""  # the tokenizer folder, or how the tokenizers were built
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what gafu supplied or assumed (e.g. tokenizer settings)
     memory: MemoryReport = field(default_factory=MemoryReport)
 
     @property
@@ -72,8 +72,10 @@ class BaseModel:
             "config_dir": str(self.config_dir),
             "dtypes": {name: str(getattr(self, name).dtype).removeprefix("torch.") for name in COMPONENTS},
             "marks_v_prediction": self.marks_v_prediction,
+            "tokenizers": self.tokenizers_source,
             "memory": self.memory.to_dict(),
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
         }
 
 
@@ -113,7 +115,11 @@ def load_base_model(
             parts, marks_v = _load_diffusers_folder(source.path, dtypes, device, skip_vae=vae is not None)
         if vae is not None:
             parts["vae"] = _place(_load_vae(Path(vae), config_dir, vae_dtype), device)
-        tokenizer, tokenizer_2 = load_tokenizers(explicit=tokenizers, candidates=[source.path, config_dir])
+        found = load_tokenizers(
+            explicit=tokenizers,
+            candidates=[source.path, config_dir],
+            text_encoders=(parts["text_encoder"], parts["text_encoder_2"]),
+        )
     if marks_v and family is not None and not family.is_v_prediction:
         warnings.append(
             f"{source.given} marks itself as v-prediction (a `v_pred` key, as NoobAI-XL v-pred has) "
@@ -122,13 +128,15 @@ def load_base_model(
         )
     return BaseModel(
         **parts,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2,
+        tokenizer=found.tokenizer,
+        tokenizer_2=found.tokenizer_2,
         scheduler_config=_scheduler_config(config_dir),
         source=source,
         config_dir=config_dir,
         marks_v_prediction=marks_v,
+        tokenizers_source=found.source,
         warnings=warnings,
+        notes=found.notes,
         memory=memory,
     )
 
@@ -413,60 +421,6 @@ def _load_vae(vae: Path, config_dir: Path, dtype: torch.dtype):
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise _mismatch(vae, "vae", config_dir, exc) from exc
     return _require_loaded(module, "vae", vae, config_dir)
-
-
-def load_tokenizers(*, explicit: Path | None, candidates: list[Path]) -> tuple[Any, Any]:
-    """SDXL's two CLIP tokenizers from `explicit`, else the first candidate folder, else the hub cache."""
-    from transformers import CLIPTokenizer
-
-    if explicit is not None:
-        missing = _missing_tokenizer_files(Path(explicit))
-        if missing:
-            raise GafuError(
-                f"tokenizer files missing in {explicit}: {', '.join(missing)}",
-                path=explicit,
-                hint="[model] tokenizers must hold tokenizer/ and tokenizer_2/ (vocab.json, merges.txt) "
-                "as an SDXL diffusers folder does",
-            )
-        candidates = [Path(explicit)]
-    # Only from folders known to hold the files: transformers' CLIPTokenizer silently builds an
-    # empty tokenizer when they are missing.
-    found = next((f for f in candidates if f.is_dir() and not _missing_tokenizer_files(f)), None)
-    if found is None and explicit is None:
-        found = _hub_tokenizer_folder()
-    if found is not None:
-        return tuple(CLIPTokenizer.from_pretrained(found / name) for name in TOKENIZERS)  # type: ignore[return-value]
-    looked = ", ".join(str(f) for f in candidates if f.is_dir())
-    raise GafuError(
-        f"SDXL's tokenizer files (tokenizer/ and tokenizer_2/: vocab.json, merges.txt) were not found "
-        f"in {looked or 'the model folder'} nor in the hub cache of {SDXL_BASE_REPO}",
-        hint="set [model] tokenizers to a folder holding them (any SDXL diffusers folder has them), or "
-        f"download them once while online: hf download {SDXL_BASE_REPO} --include 'tokenizer*/*'",
-    )
-
-
-def _hub_tokenizer_folder() -> Path | None:
-    """SDXL base's snapshot folder in the hub cache, once its tokenizer files are there (fetched online)."""
-    from huggingface_hub import hf_hub_download
-
-    try:
-        paths = [
-            Path(hf_hub_download(SDXL_BASE_REPO, f"{name}/{file}"))
-            for name in TOKENIZERS
-            for file in TOKENIZER_FILES
-        ]
-    except Exception:  # not cached and offline, or no network: the caller says how to supply them
-        return None
-    return paths[0].parent.parent
-
-
-def _missing_tokenizer_files(folder: Path) -> list[str]:
-    return [
-        f"{name}/{file}"
-        for name in TOKENIZERS
-        for file in TOKENIZER_FILES
-        if not (folder / name / file).is_file()
-    ]
 
 
 def _scheduler_config(config_dir: Path) -> dict:

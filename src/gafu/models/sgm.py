@@ -217,3 +217,11 @@ def open_clip_to_sgm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     for key, parts in fused.items():
         converted[key] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
     return converted
+
+
+def non_weights(positions: int = 77, *, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Entries a published SDXL single file carries besides the weights (loaders must ignore them)."""
+    return {
+        CLIP_L_PREFIX + "text_model.embeddings.position_ids": torch.arange(positions, device=device)[None],
+        OPEN_CLIP_PREFIX + "logit_scale": torch.tensor(4.6052, device=device),
+    }

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from gafu.fsio import atomic_path, write_json_atomic, write_text_atomic
+from gafu.fsio import atomic_path
 from gafu.models import sgm
 from gafu.models.configs import sdxl_config_dir
+from gafu.models.tokenizers import byte_characters, write_sdxl_tokenizers
 
 TINY_SIDE = 64  # pixels; the latent side is 8
 TINY_HIDDEN = 32  # text encoder width; the U-Net's cross-attention is 2 × this, like SDXL's 768 + 1280
@@ -147,9 +148,7 @@ def save_sgm_checkpoint(
         **sgm.clip_l_to_sgm(components["text_encoder"].state_dict()),
         **sgm.open_clip_to_sgm(components["text_encoder_2"].state_dict()),
     }
-    # Real SDXL checkpoints carry these non-weights too; loaders must ignore them.
-    tensors[sgm.CLIP_L_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77)[None]
-    tensors[sgm.OPEN_CLIP_PREFIX + "logit_scale"] = torch.tensor(4.6052)
+    tensors.update(sgm.non_weights())  # real SDXL checkpoints carry these too
     if v_pred:
         tensors["v_pred"] = torch.tensor([])  # NoobAI-XL v-pred's marker
     tensors = {
@@ -194,21 +193,9 @@ def _save_configs(components: dict, folder: Path) -> None:
 
 
 # --- tokenizers ---------------------------------------------------------------------------------
-def _byte_characters() -> list[str]:
-    """The 256 printable stand-ins CLIP's byte-level BPE uses for bytes (GPT-2's table)."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    extra = [b for b in range(256) if b not in printable]
-    codes = printable + [256 + i for i in range(len(extra))]
-    return [chr(c) for c in codes]
-
-
 def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A small CLIP-style BPE vocabulary: every byte (alone and word-final), a few words, specials."""
-    characters = _byte_characters()
+    characters = byte_characters()
     vocab = {c: i for i, c in enumerate(characters)}
     vocab.update({c + "</w>": len(characters) + i for i, c in enumerate(characters)})
     merges: list[tuple[str, str]] = []
@@ -226,20 +213,6 @@ def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 
 def write_tiny_tokenizers(folder: Path) -> None:
-    """Write `tokenizer/` and `tokenizer_2/` as SDXL has them (the second pads with "!")."""
+    """Write `tokenizer/` and `tokenizer_2/` with SDXL's settings (the second pads with "!")."""
     vocab, merges = tiny_vocabulary()
-    for name, pad in (("tokenizer", "<|endoftext|>"), ("tokenizer_2", "!")):
-        target = Path(folder) / name
-        write_json_atomic(target / "vocab.json", vocab)
-        write_text_atomic(target / "merges.txt", "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-        specials = {
-            "bos_token": "<|startoftext|>",
-            "eos_token": "<|endoftext|>",
-            "unk_token": "<|endoftext|>",
-            "pad_token": pad,
-        }
-        write_json_atomic(target / "special_tokens_map.json", specials)
-        write_json_atomic(
-            target / "tokenizer_config.json",
-            {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True, **specials},
-        )
+    write_sdxl_tokenizers(folder, sorted(vocab, key=vocab.__getitem__), merges)

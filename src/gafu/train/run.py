@@ -125,7 +125,7 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
     data.check_counts(plan, pictures)
     # --- models: frozen base, LoKr on top (P6), latents cached once by the VAE in fp32
     base = setup.load_models(project, plan, device)
-    notes = _caption_notes(base, pictures)
+    notes = [*base.warnings, *base.notes, *_caption_notes(base, pictures)]
     with accelerator.main_process_first():
         latents, encoded = cached_latents(pictures, base.vae, project.latent_cache_dir, device=device)
     base.vae.to("cpu")  # off the GPU while training (P-cache_latents)

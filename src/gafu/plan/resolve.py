@@ -55,6 +55,7 @@ from gafu.plan.model import (
     value_names,
 )
 from gafu.plan.network import NetworkDescriber, alpha_note, describe_lokr_network, layer_widths, lokr_settings
+from gafu.plan.probe import resolve_eval
 from gafu.plan.validate import check_network, check_prediction, check_train
 from gafu.project import Project
 
@@ -114,7 +115,8 @@ def resolve_plan(
     model = _model_plan(config, family, sources, warnings)
     loss = _loss_plan(config, family, sources, warnings, source)
     network = _network_plan(config, sources, warnings, notes, describe, source)
-    dataset = _dataset_plan(project, family, sources, warnings, notes)
+    evaluation = resolve_eval(project, config.train.resolution or family.training_side, sources)
+    dataset = _dataset_plan(project, family, sources, warnings, notes, evaluation.held_out_pictures)
     run = _run_plan(project, gpu, sources)
     memory_model = memory_model or _memory_model_for(config_dir, notes)
     estimate = estimate_memory(_training_shape(config, run, network, dataset, notes), memory_model)
@@ -137,6 +139,7 @@ def resolve_plan(
         run=run,
         memory=memory,
         sample=_sample_plan(project, family, sources),
+        eval=evaluation,
         notes=notes,
         warnings=warnings,
     )
@@ -264,7 +267,12 @@ def _lokr_parameters(network: NetworkPlan, notes: list[str]) -> int:
 
 
 def _dataset_plan(
-    project: Project, family: ModelFamily, sources: _Sources, warnings: list[str], notes: list[str]
+    project: Project,
+    family: ModelFamily,
+    sources: _Sources,
+    warnings: list[str],
+    notes: list[str],
+    held_out: frozenset[str],
 ) -> DatasetPlan:
     config = project.config
     resolution = config.train.resolution or family.training_side
@@ -273,7 +281,7 @@ def _dataset_plan(
         None,
         "gafu.toml [train] resolution" if config.train.resolution else f"family {family.name} (D4)",
     )
-    target_pictures, reg_pictures = _prepared_pictures(project, warnings)
+    target_pictures, reg_pictures = _prepared_pictures(project, warnings, held_out)
     effective = target_samples(target_pictures)
     target = describe_set(project.root, "target", target_pictures, resolution, samples_per_epoch=effective)
     reg = (
@@ -286,6 +294,8 @@ def _dataset_plan(
         sources.set(
             f"dataset.{name}", None, f"dataset ({project.set_dir(name).relative_to(project.root).as_posix()})"
         )
+    if not config.train.regularization:
+        sources.set("dataset.reg", None, "gafu.toml [train] regularization = false")
     sources.set("dataset.bucket_step", None, "recipe D4b")
     sources.set("dataset.bucket_no_upscale", None, "gafu default: pictures are prepared at their size (D4)")
     sources.set("dataset.largest_bucket", None, "dataset")
@@ -314,16 +324,24 @@ def _dataset_plan(
 
 
 def _prepared_pictures(
-    project: Project, warnings: list[str]
+    project: Project, warnings: list[str], held_out: frozenset[str]
 ) -> tuple[list[DatasetPicture], list[DatasetPicture]]:
-    target = project.pictures("target")
+    """The pictures training uses: the held-out probe pictures left out (`[eval] holdout`)."""
+
+    def trained(which) -> list[DatasetPicture]:
+        pictures = project.pictures(which)
+        return [p for p in pictures if p.path.relative_to(project.root).as_posix() not in held_out]
+
+    target = trained("target")
     if not target:
         raise GafuError(
             f"no prepared pictures in {project.set_dir('target')}",
             path=project.set_dir("target"),
             hint="run `gafu prep` first",
         )
-    reg = project.pictures("reg")
+    if not project.config.train.regularization:
+        return target, []  # D2 left out on purpose (a run to compare with, `gafu eval --compare`)
+    reg = trained("reg")
     if project.config.sources.reg and not reg:
         raise GafuError(
             f"gafu.toml names a regularization folder but {project.set_dir('reg')} "
@@ -354,7 +372,10 @@ def _dataset_remarks(
             "the plan follows the dataset (run `gafu prep` again to apply the new repeats)"
         )
     if reg is None:
-        warnings.append("no regularization set: the style will leak into every tag of the target set (D2)")
+        off = " ([train] regularization = false)" if not project.config.train.regularization else ""
+        warnings.append(
+            f"no regularization set{off}: the style will leak into every tag of the target set (D2)"
+        )
     for plan in filter(None, (target, reg)):
         if plan.captions_missing:
             warnings.append(

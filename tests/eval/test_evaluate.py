@@ -140,21 +140,25 @@ def test_gafu_eval_command_prints_the_table_and_keeps_the_report(sample_project)
         "--min-fit",
         "0%",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, env=gafu_env(), timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-    assert "trigger share" in done.stdout and "mzh-e000002.safetensors" in done.stdout
-    report = json.loads((sample_project.reports_dir / "eval.json").read_text("utf-8"))
-    assert report["stage"] == "eval" and len(report["rows"]) == 2
-    assert set(report["rows"][0]) >= {"file", "epoch", "weight", "fit", "leakage", "trigger_share", "drift"}
     as_json = subprocess.run(
         [*command, "--json"], capture_output=True, text=True, env=gafu_env(), timeout=600
     )
-    assert json.loads(as_json.stdout)["rows"] == report["rows"] and json.loads(as_json.stdout)["reused"] == 2
-    missing = subprocess.run(
-        [*command, "--lokr", str(sample_project.root / "nope.safetensors")], capture_output=True, text=True,
-        env=gafu_env(), timeout=600,
-    )  # fmt: skip
-    assert missing.returncode == 2 and "nope.safetensors does not exist" in missing.stderr
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads((sample_project.reports_dir / "eval.json").read_text("utf-8"))
+    assert report["stage"] == "eval" and len(report["rows"]) == 2
+    assert set(report["rows"][0]) >= {"file", "epoch", "weight", "fit", "leakage", "trigger_share", "drift"}
+    assert json.loads(as_json.stdout)["rows"] == report["rows"]
+    if any(
+        row["fit"] is not None and row["fit"] >= 0 and row["trigger_share"] is not None
+        for row in report["rows"]
+    ):
+        assert report["suggestion"]["min_fit"] == 0.0 and report["suggestion"]["min_fit_from"] == "--min-fit"
+    table = subprocess.run(command, capture_output=True, text=True, env=gafu_env(), timeout=600, check=False)
+    assert table.returncode == 0, table.stderr
+    assert "trigger share" in table.stdout and "output/mzh-e000002.safetensors" in table.stdout
+    assert "0 measured, 2 from the cache" in table.stdout  # the same files and weights: answered at once
+    with pytest.raises(GafuError, match=r"nope.safetensors does not exist"):
+        evaluate_project(sample_project, EvalRequest(lokr_files=[sample_project.root / "nope.safetensors"]))
 
 
 # --- the measurement can fail -------------------------------------------------------------------------

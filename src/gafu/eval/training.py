@@ -44,8 +44,13 @@ class ProbeResult:
 
     def event(self) -> dict:
         """The fields of the `eval` progress event."""
-        return {**self.figures.to_dict(), "weight": self.weight, "seconds": round(self.seconds, 3),
-                "base": "cached" if self.base_cached else "measured"}  # fmt: skip
+        base = "cached" if self.base_cached else "measured"
+        return {
+            **self.figures.to_dict(),
+            "weight": self.weight,
+            "seconds": round(self.seconds, 3),
+            "base": base,
+        }
 
 
 def read_metadata_figures(metadata: dict[str, str]) -> dict | None:

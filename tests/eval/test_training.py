@@ -109,3 +109,17 @@ def test_a_stopped_run_saves_without_measuring(train_project):
     assert result.outcome == "stopped"
     assert "eval" not in [e["event"] for e in events]  # Ctrl-C should be quick
     assert METADATA_KEY not in _metadata(result.lokr)
+
+
+@pytest.mark.slow
+def test_a_run_without_regularization_still_measures_drift_on_its_pictures(train_project):
+    project = train_project(2, 2, epochs=1, regularization=False, output_name="mzh_style-noreg")
+    events = []
+    train(project, callbacks=[events.append])
+    plan = load_plan(project.plan_path)
+    assert plan.dataset.reg is None and plan.batch.steps_per_epoch == 1  # P3 without regularization
+    (measured,) = [e for e in events if e["event"] == "eval"]
+    assert measured["path"] == "output/mzh_style-noreg.safetensors"
+    assert measured["drift"] is not None  # the same regularization pictures as a run with them
+    saved_plan = json.loads(_metadata(project.output_dir / "mzh_style-noreg.safetensors")["gafu_plan"])
+    assert saved_plan["dataset"]["reg"] is None  # what `gafu eval --compare` labels the run by

@@ -176,6 +176,5 @@ def style_line(event: Event) -> str:
 
     figures = StyleFigures(**{name: event.get(name) for name in STYLE_FIGURES})
     share = event.get("share_of_training")
-    cost = " of the training since the last save" if share is not None else ""
-    spent = f"{share:.1%}{cost}".replace("%", " %") if share is not None else ""
-    return f"{figures.text()} (style probe {event['seconds']:.1f} s{', ' + spent if spent else ''})"
+    spent = "" if share is None else f", {share:.1%} of the training since the last save".replace("%", " %")
+    return f"{figures.text()} (style probe {event['seconds']:.1f} s{spent})"

@@ -73,7 +73,7 @@ def probe_pictures(project: Project, plan: Plan) -> list[TrainPicture]:
                 raise GafuError(
                     f"the style probe's picture {path} is gone",
                     path=path,
-                    hint="plan the probe again: `gafu eval` on a new plan, or `gafu train --restart`",
+                    hint="put it back, or start a new run: `gafu train --restart` plans a new probe",
                 )
             picture = DatasetPicture(set=which, path=path, repeats=0)
             pictures.append(_train_picture(picture, plan.dataset.resolution, plan.dataset.bucket_step, 1.0))

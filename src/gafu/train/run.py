@@ -226,8 +226,13 @@ def _resume(run: TrainingRun, paths: RunPaths) -> int:
 
 
 def plan_sha256(plan: Plan) -> str:
-    """A hash of the plan's values (its notes and sources aside): a state belongs to one plan."""
-    values = {k: v for k, v in plan.to_dict().items() if k not in ("notes", "warnings", "sources")}
+    """A hash of the plan's values (its notes and sources aside): a state belongs to one plan.
+
+    The style probe (`eval`) is left out: it changes nothing that is trained (a holdout shows in
+    the dataset's counts).
+    """
+    skip = ("notes", "warnings", "sources", "eval")
+    values = {k: v for k, v in plan.to_dict().items() if k not in skip}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()
 
 

@@ -103,10 +103,10 @@ def timed(step, steps: int, device: str) -> tuple[float, float]:
     return seconds, peak / 1e6
 
 
-def main() -> None:
-    """Run the rows and print them as ratios against the baseline."""
+def arguments(description: str) -> argparse.Namespace:
+    """The command line of the U-Net benchmarks: architecture, size, batch, rounds, device, dtype."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--arch", choices=["tiny", "small", "sdxl"], default="small")
     parser.add_argument("--resolution", type=int, default=256)
@@ -115,9 +115,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all rows, taking turns")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=DTYPES, default="fp32")
-    args = parser.parse_args()
-    dtype = DTYPES[args.dtype]
-    settings = LokrSettings(
+    return parser.parse_args()
+
+
+def recipe_settings() -> LokrSettings:
+    """The recipe's LoKr (P6) on the U-Net alone."""
+    return LokrSettings(
         dim=recipe.LINEAR_DIM,
         alpha=recipe.LINEAR_DIM,
         conv_dim=recipe.CONV_DIM,
@@ -126,6 +129,13 @@ def main() -> None:
         preset=recipe.LYCORIS_PRESET,
         train_text_encoder=False,
     )
+
+
+def main() -> None:
+    """Run the rows and print them as ratios against the baseline."""
+    args = arguments(__doc__)
+    dtype = DTYPES[args.dtype]
+    settings = recipe_settings()
     unet = build(args.arch, args.device, dtype)
     batch = inputs(unet, args.batch, args.resolution, args.device, dtype)
 

@@ -711,11 +711,16 @@ TRAIN_DEFAULTS = {
 }
 
 
-def configure_training(project: Project, **train: object) -> Project:
+# The style probe at every save stays on in training tests (a resumed run must still equal an
+# uninterrupted one), on one picture per set at two timesteps, so it costs little.
+PROBE_SETTINGS = {"pictures": 1, "timesteps": 2}
+
+
+def configure_training(project: Project, *, probe: dict | None = None, **train: object) -> Project:
     """Set `[train]` values in the project's gafu.toml (over TRAIN_DEFAULTS) and reopen it.
 
     Samples taken during training are tiny too (SAMPLE_SETTINGS): the tiny model at the family's
-    side would take minutes.
+    side would take minutes; `probe` sets `[eval]` values over PROBE_SETTINGS.
     """
     import dataclasses
 
@@ -724,6 +729,7 @@ def configure_training(project: Project, **train: object) -> Project:
     config = project.config
     config.train = dataclasses.replace(config.train, **{**TRAIN_DEFAULTS, **train})
     config.sample = dataclasses.replace(config.sample, **SAMPLE_SETTINGS)
+    config.eval = dataclasses.replace(config.eval, **{**PROBE_SETTINGS, **(probe or {})})
     save_config(config, project.config_path)
     return Project.open(project.root)
 
@@ -732,7 +738,9 @@ def configure_training(project: Project, **train: object) -> Project:
 def train_project(make_project, tiny_model) -> Callable[..., Project]:
     """Factory: a prepared, captioned project on the tiny model, ready for `gafu train`."""
 
-    def make(n_target: int = 4, n_reg: int = 4, *, family: str = "sdxl", **train: object) -> Project:
+    def make(
+        n_target: int = 4, n_reg: int = 4, *, family: str = "sdxl", probe: dict | None = None, **train: object
+    ) -> Project:
         project = make_project(
             n_target=1, n_reg=1 if n_reg else 0, family=family, model=str(tiny_model.diffusers_dir)
         )
@@ -743,6 +751,6 @@ def train_project(make_project, tiny_model) -> Callable[..., Project]:
         if n_reg:
             reg = [["1girl", "solo", extra[i % 5], extra[(i + 1) % 5]] for i in range(n_reg)]
             write_captioned_set(project, "reg", reg, seed=90_000)
-        return configure_training(project, **train)
+        return configure_training(project, probe=probe, **train)
 
     return make

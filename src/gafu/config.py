@@ -173,6 +173,7 @@ class TrainSection:
     max_grad_norm: float = _opt(recipe.MAX_GRAD_NORM, "gradient clipping; 0 = off")
     save_every_epochs: int = _opt(recipe.SAVE_EVERY_EPOCHS, "P1: a LoKr every N epochs")
     keep_states: int = _opt(recipe.KEEP_STATES, "resumable states kept")
+    regularization: bool = _opt(True, "D2: train with the reg set (false: without, e.g. to compare runs)")
     sample_every_epochs: int = _opt(0, "P10: sample grids during training; 0 = off")
     seed: int = _opt(recipe.SEED, "random seed")
     output_name: str = _opt("", "LoKr file name; empty = the trigger word")
@@ -209,6 +210,17 @@ class SampleSection:
 
 
 @dataclass(kw_only=True)
+class EvalSection:
+    """The style probe: fit, leakage, trigger share and drift from the model's own loss (`gafu eval`)."""
+
+    during_training: bool = _opt(True, "measure the style probe at every saved epoch")
+    pictures: int = _opt(recipe.PROBE_PICTURES, "probe pictures per set (target, reg)")
+    holdout: int = _opt(0, "N pictures per set kept out of training as the probe; 0 = probe trained ones")
+    timesteps: int = _opt(recipe.PROBE_TIMESTEPS, "fixed timesteps spread over the noise schedule")
+    seed: int = _opt(recipe.PROBE_SEED, "seed of the probe's fixed noise")
+
+
+@dataclass(kw_only=True)
 class KohyaSection:
     """What `gafu init --from-kohya` read; `gafu plan` shows these values as from kohya."""
 
@@ -232,6 +244,7 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     network: NetworkSection = field(default_factory=NetworkSection)
     sample: SampleSection = field(default_factory=SampleSection)
+    eval: EvalSection = field(default_factory=EvalSection)
     kohya: KohyaSection = field(default_factory=KohyaSection, metadata={"omit_when_default": True})
 
     def to_dict(self) -> dict[str, Any]:

@@ -115,6 +115,11 @@ class Project:
         """VAE latents keyed by picture content + size + VAE."""
         return self.state_dir / "cache" / "latents"
 
+    @property
+    def eval_cache_dir(self) -> Path:
+        """The style probe's losses keyed by probe, base model and LoKr file (`gafu eval`)."""
+        return self.state_dir / "cache" / "eval"
+
     # --- results ---------------------------------------------------------------------------
     @property
     def reports_dir(self) -> Path:

@@ -80,3 +80,11 @@ SAVE_DTYPE = "fp16"  # gafu's choice: fp16 loads in every UI, including on GPUs 
 SAMPLE_WEIGHTS = (0.0, 0.5, 1.0, 1.5)  # P10: the style at several weights
 SAMPLE_SEED = 1234  # P10: fixed, so grids of different epochs compare
 SAMPLE_NEGATIVE = "lowres, worst quality, bad quality, bad anatomy, jpeg artifacts, watermark"
+
+# --- the style probe (gafu eval): measures the claim of "Why the recipe works" ------------------
+# gafu's choices, sized so a probe at every save costs well under 5 % of the epochs between saves
+# (docs/benchmarks.md): a few pictures per set, scored at a few timesteps spread over the schedule.
+PROBE_PICTURES = 4  # per set: target pictures (with and without the trigger) and reg pictures
+PROBE_TIMESTEPS = 8  # fixed timesteps, the centres of equal slices of the noise schedule
+PROBE_SEED = 20240  # the probe's fixed noise: the same draws for every evaluation
+PROBE_FIT_SHARE = 0.8  # `gafu eval` suggests at a fit of at least this share of the largest fit

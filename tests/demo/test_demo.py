@@ -29,12 +29,28 @@ def demo(tmp_path_factory):
 @pytest.mark.slow
 def test_every_stage_runs_in_order_and_the_report_links_its_results(demo):
     result, heard = demo
-    names = ["make inputs", "init", "prep", "tag", "check", "plan", "train", "sample"]
+    names = ["make inputs", "init", "prep", "tag", "check", "plan", "train", "eval", "sample"]
     assert [s.name for s in result.stages] == names and heard == result.stages
     page = result.report.read_text(encoding="utf-8")
     for grid in result.grids:
         assert grid.relative_to(result.folder).as_posix() in page
     assert result.lokr.relative_to(result.folder).as_posix() in page
+
+
+@pytest.mark.slow
+def test_the_report_shows_where_the_style_went(demo):
+    result, _ = demo
+    assert [e["epoch"] for e in result.style] == [1, 2]  # the probe at every save, the final one too
+    rows = result.evaluation["rows"]
+    assert [r["weight"] for r in rows] == [0.5, 1.0, 1.5]  # gafu eval at the plan's sample weights
+    # the same draws (the file is saved in fp16, the trainer measured its fp32 weights)
+    assert rows[1]["fit"] == pytest.approx(result.style[-1]["fit"], rel=0.02)
+    page = result.report.read_text(encoding="utf-8")
+    section = page.split("Where the style went")[1].split("Sample grids")[0]
+    for name in ("fit", "leakage", "trigger share", "drift"):
+        assert f"<th>{name}</th>" in section
+    assert f"<td>{result.style[-1]['fit']:+.2%}</td>".replace("%", " %") in section
+    assert (result.project / "reports" / "eval.json").is_file()
 
 
 @pytest.mark.slow

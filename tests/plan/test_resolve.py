@@ -316,7 +316,7 @@ def test_every_value_has_a_source(prepared_project):
     plan = _plan(project, describe=lambda s: small_network_summary())
     names = value_names(plan.to_dict())
     skip = {"version", "gafu_version", "sources", "notes", "warnings"} | set(
-        ("model", "dataset", "network", "batch", "optimizer", "loss", "run", "memory", "sample")
+        ("model", "dataset", "network", "batch", "optimizer", "loss", "run", "memory", "sample", "eval")
     )
     missing = [name for name in names if name not in skip and not source_of(name, plan.sources)]
     assert missing == []

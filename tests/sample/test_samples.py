@@ -34,6 +34,36 @@ def test_cli_renders_the_latest_lokr_and_an_index(sample_project):
     assert (sample_project.reports_dir / "sample.json").is_file()
 
 
+def test_the_style_probes_figures_stand_beside_each_files_grids(sample_project):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from gafu.eval.training import METADATA_KEY
+    from gafu.reports import write_report
+
+    epoch1 = sample_project.output_dir / "mzh-e000001.safetensors"
+    with safe_open(str(epoch1), "pt") as handle:
+        metadata = dict(handle.metadata())
+    saved = {"weight": 1.0, "fit": 0.0412, "leakage": 0.0061, "trigger_share": 0.852, "drift": -0.002}
+    metadata[METADATA_KEY] = json.dumps(saved)  # as `gafu train` stores them at a save
+    save_file(load_file(str(epoch1)), str(epoch1), metadata)
+    row = {"file": "output/mzh-e000001.safetensors", "weight": 0.5, "fit": 0.0203, "leakage": 0.0,
+           "trigger_share": 1.0, "drift": 0.0011}  # fmt: skip
+    write_report(sample_project.reports_dir, "eval", {"rows": [row]})  # as `gafu eval` keeps them
+    render_samples(sample_project, SampleRequest(lokr_files=[epoch1], weights=[1.0]), device="cpu")
+    render_samples(sample_project, SampleRequest(epochs=[1, 2], weights=[1.0]), device="cpu")
+    index = (sample_project.output_dir / "samples" / "index.html").read_text(encoding="utf-8")
+    for section in ("<h2>mzh-e000001</h2>", "<h2>epochs-1-2-w1</h2>"):
+        table = index.split(section)[1].split("<figure>")[0]
+        assert 'class="style-probe"' in table
+        assert "<td>+4.12 %</td><td>+0.61 %</td><td>85 %</td><td>-0.20 %</td>" in table  # at its save
+        assert "<td>+2.03 %</td><td>+0.00 %</td><td>100 %</td><td>+0.11 %</td>" in table  # gafu eval
+    assert "epoch 1, weight 1 (at its save)" in index and "weight 0.5 (gafu eval)" in index
+    assert "epoch 2" not in index.split("<h2>epochs-1-2-w1</h2>")[1].split("<figure>")[0]  # nothing known
+
+
 def test_cli_names_the_bad_line_of_a_prompts_file(sample_project, tmp_path):
     prompts = tmp_path / "my prompts.txt"
     prompts.write_text("1girl, smile --w 64 --h 64\n1girl --l lots\n", encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from gafu.eval.figures import StyleFigures
 from gafu.sample.grid import read_grid
 from gafu.sample.training import render_training_samples
 
@@ -35,11 +36,15 @@ def test_training_samples_leave_model_network_and_rng_as_found(sample_project, t
     rng = torch.random.get_rng_state()
 
     out = tmp_path / "samples" / "e000010"
-    grids = render_training_samples(base, network, plan, 10, out)
+    figures = StyleFigures(fit=0.05, leakage=0.01, trigger_share=0.8, drift=0.002)
+    grids = render_training_samples(
+        base, network, plan, 10, out, figures=[("weight 1 (at its save)", figures)]
+    )
 
     assert grids == [out / f"grid-p{i:02d}.png" for i in range(1, len(plan.sample.prompts) + 1)]
     assert read_grid(grids[0])["row_labels"] == [f"weight {w:g}" for w in plan.sample.weights]
-    assert (out / "index.html").is_file()
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "<td>weight 1 (at its save)</td><td>+5.00 %</td><td>+1.00 %</td><td>80 %</td>" in index
     assert network.applied and network.multiplier == 0.7
     assert modes == {
         id(m): m.training

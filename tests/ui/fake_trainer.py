@@ -80,6 +80,17 @@ def save_epoch(root: Path, name: str, emit, epoch: int, step: int) -> None:
     file = f"{name}-e{epoch:06d}.safetensors"
     (root / "output" / file).write_bytes(b"{}")
     emit("save", epoch=epoch, step=step, path=f"output/{file}")
+    figures = {"fit": 0.02 * epoch, "leakage": 0.004 * epoch, "trigger_share": 0.8, "drift": 0.001}
+    emit(
+        "eval",
+        epoch=epoch,
+        step=step,
+        path=f"output/{file}",
+        weight=1.0,
+        seconds=0.1,
+        base="cached",
+        **figures,
+    )
     grid = root / "output" / "samples" / f"e{epoch:06d}" / "grid-p01.png"
     grid.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (96, 64), (40 * epoch % 255, 120, 200)).save(grid)

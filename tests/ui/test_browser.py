@@ -162,6 +162,11 @@ def test_train_shows_live_progress_and_grids_then_the_epochs_side_by_side(
         "return document.getElementById('loss-chart').getContext('2d').getImageData(0, 0, 900, 220)"
         ".data.some((v, i) => i % 4 === 0 && v === 180)"
     )  # the loss curve is drawn in the accent red
+    assert browser.execute_script(
+        "const d = document.getElementById('style-chart').getContext('2d').getImageData(0, 0, 900, 220).data;"
+        "return d.some((v, i) => i % 4 === 0 && v === 47 && d[i + 1] === 125 && d[i + 2] === 74)"
+    )  # the style probe's trigger share, per saved epoch, in green
+    assert browser.execute_script("return run.style.map((p) => p.epoch)") == [1, 2]
     wait(
         browser,
         lambda d: all(img.get_attribute("naturalWidth") != "0" for img in by_css(d, "#train-grids img")),

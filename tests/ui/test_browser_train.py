@@ -34,6 +34,8 @@ def test_a_real_training_run_shows_progress_and_a_sample_grid(browser, train_pro
     total = int(text_of(browser, "m-step").split("/")[1])
     assert text_of(browser, "m-step") == f"{total} / {total}"
     assert len(by_css(browser, "#train-saves div")) == 2
+    # the style probe at both saves (the final file's included), from the trainer's `eval` events
+    assert browser.execute_script("return run.style.map((p) => p.epoch)") == [1, 2]
     assert sorted(
         int(e.get_attribute("data-epoch")) for e in by_css(browser, "#train-grids [data-epoch]")
     ) == [1, 2]

@@ -369,6 +369,24 @@ def test_sample_renders_a_grid_of_a_lokr_file_with_gafu_sample(sample_project, s
     assert outputs["index"] == "/files/output/samples/index.html"
 
 
+def test_outputs_carry_the_style_probes_figures_of_each_file(sample_project, serve):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from gafu.eval.training import METADATA_KEY
+
+    path = sample_project.output_dir / "mzh-e000002.safetensors"
+    with safe_open(str(path), "pt") as handle:
+        metadata = dict(handle.metadata())
+    figures = {"fit": 0.05, "leakage": 0.01, "trigger_share": 0.8, "drift": 0.002}
+    metadata[METADATA_KEY] = json.dumps({"weight": 1.0, **figures})
+    save_file(load_file(str(path)), str(path), metadata)
+    files = serve(sample_project.root).get("/api/outputs").json["lokr"]
+    assert [f["figures"] for f in files] == [[], [{"weight": 1.0, "source": "at its save", **figures}]]
+
+
 def test_sample_bad_requests(sample_project, serve):
     client = serve(sample_project.root)
     assert client.post("/api/sample", {"lokr": "mzh-e000001.safetensors", "weights": "1,lots"}).status == 400

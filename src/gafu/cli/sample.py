@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gafu.cli.output import print_json, warn
+from gafu.cli.output import number_list, print_json, warn
 
 HELP = "render weight × prompt grids of LoKr files, with and without the trigger (P10)"
 
@@ -25,13 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which.add_argument(
         "--epochs",
-        type=_numbers(int),
+        type=number_list(int),
         metavar="E1,E2,…",
         help="compare saved epochs: a row per epoch, one weight",
     )
     parser.add_argument(
         "--weights",
-        type=_numbers(float),
+        type=number_list(float),
         metavar="W1,W2,…",
         help="LoKr weights (default: the plan's; epochs: 1.0)",
     )
@@ -90,18 +90,3 @@ def run(args: argparse.Namespace) -> int:
     for message in result.notes:
         warn(message)
     return 0
-
-
-def _numbers(kind: type):
-    """An argparse type: `0,0.5,1` → [0.0, 0.5, 1.0]."""
-
-    def parse(text: str) -> list:
-        try:
-            values = [kind(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
-        if not values:
-            raise argparse.ArgumentTypeError("give at least one number")
-        return values
-
-    return parse

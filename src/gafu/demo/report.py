@@ -60,6 +60,8 @@ style. For a real run see <code>docs/real-run.md</code>.</p>
 <code>dataset/</code>, <code>reports/</code> and <code>output/</code>)</li>
 <li>LoKr: <code>{lokr}</code></li>
 </ul>
+<h2>Where the style went (the style probe)</h2>
+{_style_section(result)}
 <h2>Sample grids</h2>
 <p>Rows are LoKr weights; columns are prompts with and without the trigger word (RECIPE P10).</p>
 {grids or "<p>(none)</p>"}
@@ -69,6 +71,32 @@ style. For a real run see <code>docs/real-run.md</code>.</p>
 """
     write_text_atomic(result.report, page)
     return result.report
+
+
+def _style_section(result: Any) -> str:
+    """The style probe's figures at every saved epoch (training) and at several weights (gafu eval)."""
+    from gafu.eval.figures import FIGURES, HOW_TO_READ, LABELS, StyleFigures, format_figure
+
+    def cells(data: dict) -> str:
+        figures = StyleFigures(**{name: data.get(name) for name in FIGURES})
+        return "".join(f"<td>{format_figure(n, getattr(figures, n))}</td>" for n in FIGURES)
+
+    head = "".join(f"<th>{LABELS[name]}</th>" for name in FIGURES)
+    epochs = "".join(
+        f"<tr><td>{e['epoch']}</td><td>{e['weight']:g}</td>{cells(e)}<td>{e['seconds']:.1f} s</td></tr>"
+        for e in result.style
+    )
+    rows = (result.evaluation or {}).get("rows", [])
+    weights = "".join(
+        f"<tr><td>{r['epoch']}</td><td>{r['weight']:g}</td>{cells(r)}<td>gafu eval</td></tr>" for r in rows
+    )
+    return f"""<p>{html.escape(HOW_TO_READ)} All four come from the model's own denoising loss on fixed
+pictures, noise and timesteps, against the base model (<code>gafu eval</code>; definitions in the README).</p>
+<table><tr><th>epoch</th><th>weight</th>{head}<th>probe time</th></tr>{epochs}{weights}</table>
+<p class="note">On this tiny model with random weights a LoKr first learns to denoise at all, whatever the
+caption says: the fit is large and nearly all of it shows without the trigger too (trigger share near 0).
+On a real base model, which already denoises, the recipe predicts the opposite with its regularization set:
+little leakage and a trigger share near 1.</p>"""
 
 
 def _link(folder: Path, path: Path) -> str:

@@ -3,7 +3,8 @@
 Everything is made here by gafu's own code — pictures in a target style and in other styles,
 a tiny SDXL-architecture base model saved as a single file, a tiny WD-format tagger — and then
 each stage runs through the same library functions the CLI calls:
-init → prep → tag → check → plan → train → sample. The tiny model learns nothing worth looking
+init → prep → tag → check → plan → train (with the style probe at every save) → eval → sample.
+The tiny model learns nothing worth looking
 at; the demo shows that every stage works and fits the next, and what each one writes.
 """
 
@@ -61,6 +62,8 @@ class DemoResult:
     stages: list[StageRecord]
     lokr: Path | None = None
     grids: list[Path] = field(default_factory=list)
+    style: list[dict] = field(default_factory=list)  # the style probe's `eval` events, one per save
+    evaluation: dict | None = None  # `gafu eval` of the final LoKr at several weights
 
 
 StageListener = Callable[[StageRecord], None]
@@ -91,6 +94,7 @@ def run_demo(
     _timed("plan", lambda: _plan(project), record)
     result = DemoResult(folder=folder, project=project.root, report=folder / "report.html", stages=stages)
     _timed("train", lambda: _train(project, result), record)
+    _timed("eval", lambda: _eval(project, result), record)
     _timed("sample", lambda: _sample(project, result), record)
 
     from gafu.demo.report import write_demo_report
@@ -249,6 +253,8 @@ def _train(project, result: DemoResult) -> tuple[None, str, dict]:
     def listen(event: dict) -> None:
         if event.get("event") == "step":
             losses.append(float(event["loss"]))
+        elif event.get("event") == "eval":
+            result.style.append(event)
 
     run = train(project, callbacks=[listen])
     result.lokr = run.lokr
@@ -258,6 +264,22 @@ def _train(project, result: DemoResult) -> tuple[None, str, dict]:
         f"({len(lokr.module_names)} modules, kohya/LyCORIS names) and a resumable state in output/"
     )
     return None, text, {"losses": [round(x, 4) for x in losses], "saved": run.saved, "state": run.state}
+
+
+def _eval(project, result: DemoResult) -> tuple[None, str, dict]:
+    from gafu.eval.evaluate import EvalRequest, evaluate_project
+    from gafu.eval.report import write_eval_report
+
+    request = EvalRequest(lokr_files=[result.lokr] if result.lokr else [])  # the plan's sample weights
+    evaluation = evaluate_project(project, request)
+    report = write_eval_report(project, evaluation)
+    result.evaluation = evaluation.to_dict()
+    base = "from the cache: measured once, during training" if evaluation.base_cached else "measured now"
+    text = (
+        f"fit, leakage, trigger share and drift of the final LoKr at {len(evaluation.rows)} weights "
+        f"(the base model's losses {base})"
+    )
+    return None, text, {"report": report, "suggestion": result.evaluation["suggestion"]}
 
 
 def _sample(project, result: DemoResult) -> tuple[None, str, dict]:

@@ -24,7 +24,12 @@ from gafu.project import Project
 
 
 def dataset_plan(
-    project: Project, family: ModelFamily, sources: Sources, warnings: list[str], notes: list[str]
+    project: Project,
+    family: ModelFamily,
+    sources: Sources,
+    warnings: list[str],
+    notes: list[str],
+    held_out: frozenset[str] = frozenset(),
 ) -> DatasetPlan:
     """The dataset section: both sets as the trainer will see them, at the training side (D4, D5)."""
     config = project.config
@@ -36,7 +41,7 @@ def dataset_plan(
         if config.train.resolution
         else f"family {family.name} (D4)",
     )
-    target_pictures, reg_pictures = _prepared_pictures(project, warnings)
+    target_pictures, reg_pictures = _prepared_pictures(project, warnings, held_out)
     target = describe_set(
         project.root, "target", target_pictures, resolution, shown=target_shown(target_pictures)
     )
@@ -56,6 +61,8 @@ def dataset_plan(
         sources.set(
             f"dataset.{name}", None, f"dataset ({project.set_dir(name).relative_to(project.root).as_posix()})"
         )
+    if not config.train.regularization:
+        sources.set("dataset.reg", None, "gafu.toml [train] regularization = false")
     sources.set("dataset.bucket_step", None, "recipe D4b")
     sources.set("dataset.bucket_no_upscale", None, "gafu default: pictures are prepared at their size (D4)")
     sources.set("dataset.largest_bucket", None, "dataset")
@@ -84,16 +91,24 @@ def dataset_plan(
 
 
 def _prepared_pictures(
-    project: Project, warnings: list[str]
+    project: Project, warnings: list[str], held_out: frozenset[str]
 ) -> tuple[list[DatasetPicture], list[DatasetPicture]]:
-    target = project.pictures("target")
+    """The pictures training uses: the held-out probe pictures left out (`[eval] holdout`)."""
+
+    def trained(which) -> list[DatasetPicture]:
+        pictures = project.pictures(which)
+        return [p for p in pictures if p.path.relative_to(project.root).as_posix() not in held_out]
+
+    target = trained("target")
     if not target:
         raise GafuError(
             f"no prepared pictures in {project.set_dir('target')}",
             path=project.set_dir("target"),
             hint="run `gafu prep` first",
         )
-    reg = project.pictures("reg")
+    if not project.config.train.regularization:
+        return target, []  # D2 left out on purpose (a run to compare with, `gafu eval --compare`)
+    reg = trained("reg")
     if project.has_sources("reg") and not reg:
         raise GafuError(
             f"gafu.toml names a regularization folder but {project.set_dir('reg')} "
@@ -125,7 +140,10 @@ def _dataset_remarks(
             "the plan follows the dataset (run `gafu prep` again to apply the new repeats)"
         )
     if reg is None:
-        warnings.append("no regularization set: the style will leak into every tag of the target set (D2)")
+        off = " ([train] regularization = false)" if not project.config.train.regularization else ""
+        warnings.append(
+            f"no regularization set{off}: the style will leak into every tag of the target set (D2)"
+        )
     for plan in filter(None, (target, reg)):
         if plan.captions_missing:
             warnings.append(

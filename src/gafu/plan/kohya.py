@@ -58,6 +58,12 @@ def export_kohya(plan: Plan, project_root: Path, folder: Path) -> KohyaExport:
         result.notes.append(
             "no base model in gafu.toml [model] path: set pretrained_model_name_or_path in config.toml"
         )
+    if plan.eval.held_out:
+        held = len(plan.eval.target) + len(plan.eval.reg)
+        result.notes.append(
+            f"sd-scripts trains on every picture of the folders: the {held} pictures gafu holds out for "
+            "its style probe ([eval] holdout) are trained there too"
+        )
     header = f"# kohya sd-scripts {{}} written by `gafu plan --export kohya` (gafu {plan.gafu_version})\n"
     dataset_path, config_path = folder / "dataset.toml", folder / "config.toml"
     _write(result, dataset_path, header.format("dataset config"), kohya_dataset_config(plan, project_root))

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gafu import recipe
 from gafu.errors import GafuError
 from gafu.fsio import read_json, write_json_atomic
 from gafu.network.settings import LokrSettings
 from gafu.network.summary import AdaptedModule, NetworkSummary
 from gafu.versioning import upgrade
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,23 @@ class SamplePlan:
 
 
 @dataclass(frozen=True)
+class EvalPlan:
+    """The style probe (`gafu eval`, and `gafu train` at every save): its pictures and fixed draws."""
+
+    during_training: bool  # measured at every saved epoch
+    target: list[str]  # probe pictures, relative to the project folder (POSIX), spread over buckets
+    reg: list[str]
+    held_out: bool  # True: the probe pictures are left out of training (`[eval] holdout`)
+    timesteps: int  # fixed timesteps, the centres of equal slices of the noise schedule
+    seed: int  # of the fixed noise
+
+    @property
+    def held_out_pictures(self) -> frozenset[str]:
+        """The pictures training must not see."""
+        return frozenset(self.target + self.reg) if self.held_out else frozenset()
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything `gafu train` uses and `gafu sample` reads, resolved once by `gafu plan`."""
 
@@ -195,6 +213,7 @@ class Plan:
     run: RunPlan
     memory: MemoryPlan
     sample: SamplePlan
+    eval: EvalPlan
     sources: dict[str, str] = field(default_factory=dict)  # dotted value name → where it came from
     notes: list[str] = field(default_factory=list)  # why a value is what it is
     warnings: list[str] = field(default_factory=list)
@@ -232,8 +251,17 @@ def _samples_per_bucket_v1(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _add_eval(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 → 3: plans before the style probe; their runs measured nothing during training."""
+    empty = {"during_training": False, "target": [], "reg": [], "held_out": False}
+    return {**data, "eval": {**empty, "timesteps": recipe.PROBE_TIMESTEPS, "seed": recipe.PROBE_SEED}}
+
+
 # Migrations from plan version N to N + 1, applied in order to older plans. Version 1 is the first.
-MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {1: _samples_per_bucket_v1}
+MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _samples_per_bucket_v1,
+    2: _add_eval,
+}
 
 
 def plan_from_dict(data: dict[str, Any], *, source: str = "plan") -> Plan:

@@ -17,6 +17,7 @@ SECTION_TITLES = {
     "run": "Run (P1)",
     "memory": "GPU memory (estimates)",
     "sample": "Sample grids (P10)",
+    "eval": "Style probe: fit, leakage, trigger share, drift (D2, D3, T3)",
 }
 LABEL_WIDTH = 36
 VALUE_WIDTH = 34

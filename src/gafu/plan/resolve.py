@@ -36,6 +36,7 @@ from gafu.plan.model import (
     SamplePlan,
 )
 from gafu.plan.network import NetworkDescriber, alpha_note, describe_lokr_network, layer_widths, lokr_settings
+from gafu.plan.probe import resolve_eval
 from gafu.plan.sources import Sources
 from gafu.plan.validate import check_network, check_prediction, check_train
 from gafu.plan.vram import memory_model_for, memory_plan, memory_warning, planned_vram, training_shape
@@ -63,7 +64,8 @@ def resolve_plan(
     model = _model_plan(config, family, sources, warnings)
     loss = _loss_plan(config, family, sources, warnings, source)
     network = _network_plan(config, sources, warnings, notes, describe, source)
-    dataset = dataset_plan(project, family, sources, warnings, notes)
+    evaluation = resolve_eval(project, config.train.resolution or family.training_side, sources)
+    dataset = dataset_plan(project, family, sources, warnings, notes, evaluation.held_out_pictures)
     run = _run_plan(project, gpu, sources)
     memory_model = memory_model or memory_model_for(config_dir, notes)
     estimate = estimate_memory(training_shape(config, run, network, dataset, notes), memory_model)
@@ -86,6 +88,7 @@ def resolve_plan(
         run=run,
         memory=memory,
         sample=_sample_plan(project, family, sources),
+        eval=evaluation,
         notes=notes,
         warnings=warnings,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -140,8 +141,12 @@ HOW_TO_READ = (
 )
 
 
-def write_index(folder: Path, title: str = "gafu samples") -> Path:
-    """`folder/index.html`: every grid under `folder`, grouped by sub-folder."""
+def write_index(folder: Path, title: str = "gafu samples", notes: Mapping[str, str] | None = None) -> Path:
+    """`folder/index.html`: every grid under `folder`, grouped by sub-folder.
+
+    `notes` maps a sub-folder (`.` for `folder` itself) to HTML shown beside its grids: the style
+    probe's figures of the LoKr they show.
+    """
     folder = Path(folder)
     sections: dict[str, list[tuple[Path, dict]]] = {}
     for path in sorted(folder.rglob(f"{GRID_PREFIX}*.png")):
@@ -157,12 +162,15 @@ def write_index(folder: Path, title: str = "gafu samples") -> Path:
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;margin:1.5em;max-width:110em}"
         "img{max-width:100%;height:auto;border:1px solid #ccc}figure{margin:0 0 2em 0}"
-        "figcaption{color:#444;margin:.3em 0}</style></head><body>",
+        "figcaption{color:#444;margin:.3em 0}table.style-probe{border-collapse:collapse;margin:.5em 0 1em}"
+        "table.style-probe td,table.style-probe th{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
+        "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(HOW_TO_READ)}</p>",
     ]
     for section, grids in sections.items():
         parts.append(f"<h2>{html.escape(section if section != '.' else folder.name)}</h2>")
+        parts.append((notes or {}).get(section, ""))
         for path, spec in grids:
             link = html.escape(path.relative_to(folder).as_posix(), quote=True)
             caption = html.escape(f"{spec['title']} — {spec['subtitle']}")

@@ -103,7 +103,11 @@ def render_samples(
         grids += result.grids
         rendered += result.rendered
         reused += result.reused
-    index = write_index(project.output_dir / "samples", f"{plan.run.output_name}: samples")
+    from gafu.eval.report import sample_notes
+
+    samples_dir = project.output_dir / "samples"
+    notes = sample_notes(project, plan.run.output_name, samples_dir)  # the style probe's figures
+    index = write_index(samples_dir, f"{plan.run.output_name}: samples", notes)
     return SampleResult(
         folders=[s.folder for s in sheets],
         grids=grids,

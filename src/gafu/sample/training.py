@@ -17,10 +17,11 @@ from gafu.sample.schedulers import NoiseSchedule
 from gafu.sample.sheet import render_sheet, weight_rows
 
 
-def render_training_samples(base, network, plan, epoch: int, out_dir: Path) -> list[Path]:
+def render_training_samples(base, network, plan, epoch: int, out_dir: Path, *, figures=()) -> list[Path]:
     """Render the plan's grids (weights × prompts, with and without trigger) into `out_dir`.
 
-    Writes the single pictures, one grid per prompt and `out_dir/index.html`; returns the grids.
+    Writes the single pictures, one grid per prompt and `out_dir/index.html` (with `figures`, the
+    style probe's `(label, StyleFigures)` rows of this epoch, beside the grids); returns the grids.
     """
     out_dir = Path(out_dir)
     with preserved_state(base, network):
@@ -34,7 +35,10 @@ def render_training_samples(base, network, plan, epoch: int, out_dir: Path) -> l
             network=network,
             reuse=False,  # the network changes every epoch; its pictures are always new
         )
-    write_index(out_dir, f"{plan.run.output_name}: samples at epoch {epoch}")
+    from gafu.eval.figures import figures_html
+
+    notes = {".": figures_html(list(figures))} if figures else None
+    write_index(out_dir, f"{plan.run.output_name}: samples at epoch {epoch}", notes)
     return sheet.grids
 
 
@@ -49,10 +53,13 @@ def renderer_for(base, plan) -> SampleRenderer:
 
 
 @contextlib.contextmanager
-def preserved_state(base, network) -> Iterator[None]:
+def preserved_state(base, network, *, vae: bool = True) -> Iterator[None]:
     """Eval mode and one device for sampling; afterwards every module's mode and device and torch's
-    random state are as they were (the network's weight and hooks: see `network_at`)."""
-    parts = [base.unet, base.text_encoder, base.text_encoder_2, base.vae]
+    random state are as they were (the network's weight and hooks: see `network_at`).
+
+    `vae=False` leaves the VAE where it is (the style probe works on cached latents).
+    """
+    parts = [base.unet, base.text_encoder, base.text_encoder_2, *([base.vae] if vae else [])]
     modules = [m for part in [*parts, network] if part is not None for m in part.modules()]
     modes = [(m, m.training) for m in modules]
     device = base.unet.device

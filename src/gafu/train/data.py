@@ -62,12 +62,30 @@ Batch = list[Sample]  # one micro-batch: samples of one bucket
 def load_pictures(project: Project, plan: Plan) -> list[TrainPicture]:
     """The plan's pictures with their buckets and captions; a dataset unlike the plan's is an error."""
     pictures = []
+    held_out = plan.eval.held_out_pictures  # the style probe's, never trained on
     for set_plan in filter(None, (plan.dataset.target, plan.dataset.reg)):
-        found = project.pictures(set_plan.name)
+        found = [p for p in project.pictures(set_plan.name) if relative(p.path, project.root) not in held_out]
         weight = 1.0 if set_plan.name == "target" else plan.dataset.prior_loss_weight
         loaded = [_train_picture(p, plan.dataset.resolution, plan.dataset.bucket_step, weight) for p in found]
         _check_against_plan(set_plan, loaded, project)
         pictures.extend(loaded)
+    return pictures
+
+
+def probe_pictures(project: Project, plan: Plan) -> list[TrainPicture]:
+    """The style probe's pictures (`plan.eval`), bucketed as training buckets them."""
+    pictures = []
+    for which, names in (("target", plan.eval.target), ("reg", plan.eval.reg)):
+        for name in names:
+            path = project.root / name
+            if not path.is_file():
+                raise GafuError(
+                    f"the style probe's picture {path} is gone",
+                    path=path,
+                    hint="put it back, or start a new run: `gafu train --restart` plans a new probe",
+                )
+            picture = DatasetPicture(set=which, path=path, repeats=0)
+            pictures.append(_train_picture(picture, plan.dataset.resolution, plan.dataset.bucket_step, 1.0))
     return pictures
 
 

@@ -14,7 +14,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -108,19 +108,47 @@ def accumulate_gradients(run: TrainingRun, micro_batches: list[Batch], step: int
 
 
 def micro_batch_losses(run: TrainingRun, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-    """(B,) weighted MSE of one micro-batch: noise, noisy latents, the U-Net's prediction, the target."""
-    plan, device, base = run.plan, run.accelerator.device, run.base
+    """(B,) weighted MSE of one micro-batch: its noise and timesteps drawn, then `denoising_losses`."""
+    plan, device = run.plan, run.accelerator.device
     entries = [run.latents[sample.picture.picture.path] for sample in batch]
     latents = torch.stack([e.latent for e in entries]).to(device)  # (B, 4, H/8, W/8)
     noise = training_noise(latents, generator, plan.loss)
     timesteps = torch.randint(
         0, run.noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator, device=device
     )
+    losses = denoising_losses(run, latents, noise, timesteps, [s.caption for s in batch], entries)
+    prior = torch.tensor([s.picture.loss_weight for s in batch], device=device)
+    return losses * prior
+
+
+class Denoising(Protocol):
+    """What a denoising loss needs: a TrainingRun, or the style probe's model (`gafu.eval`)."""
+
+    plan: Plan
+    accelerator: Any  # device, autocast()
+    base: BaseModel
+    noise_scheduler: Any
+    loss_snr: torch.Tensor  # (T,) gafu.train.noise.loss_snr_table
+
+
+def denoising_losses(
+    run: Denoising,
+    latents: torch.Tensor,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+    captions: list[str],
+    entries: list[CachedLatent],
+) -> torch.Tensor:
+    """(B,) MSE of the U-Net's prediction against the target, weighted as the plan says (P9).
+
+    The training loss without the prior-loss weight; the style probe calls it with fixed draws.
+    """
+    plan, device, base = run.plan, run.accelerator.device, run.base
     noisy = run.noise_scheduler.add_noise(latents, noise, timesteps)
     height, width = latents.shape[-2] * 8, latents.shape[-1] * 8
     train_te = plan.optimizer.train_text_encoder
     with run.accelerator.autocast(), torch.set_grad_enabled(torch.is_grad_enabled() and train_te):
-        text = encode_text(base.text_encoders, base.tokenizers, [s.caption for s in batch], device)
+        text = encode_text(base.text_encoders, base.tokenizers, captions, device)
     with run.accelerator.autocast():
         added = {
             "text_embeds": text.pooled,
@@ -136,8 +164,7 @@ def micro_batch_losses(run: TrainingRun, batch: Batch, generator: torch.Generato
     losses = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="none").mean(
         dim=(1, 2, 3)
     )
-    prior = torch.tensor([s.picture.loss_weight for s in batch], device=device)
-    return losses * loss_weights(run.loss_snr, timesteps, plan.loss) * prior
+    return losses * loss_weights(run.loss_snr, timesteps, plan.loss)
 
 
 def optimizer_step(run: TrainingRun) -> None:

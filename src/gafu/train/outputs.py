@@ -71,8 +71,10 @@ class LokrWriter:
     started_at: float
     saved: list[Path] = field(default_factory=list)
 
-    def save(self, network: LokrNetwork, path: Path, *, epoch: int, step: int) -> Path:
-        """Write the LoKr at `path` (atomically), in the plan's save dtype."""
+    def save(
+        self, network: LokrNetwork, path: Path, *, epoch: int, step: int, extra: dict[str, str] | None = None
+    ) -> Path:
+        """Write the LoKr at `path` (atomically), in the plan's save dtype; `extra` joins its metadata."""
         plan = self.plan
         metadata = lokr_metadata(
             plan.network.settings,
@@ -88,6 +90,7 @@ class LokrWriter:
             base_model=plan.model.path,
             training_started_at=self.started_at,
         )
+        metadata.update(extra or {})
         save_network(network, path, metadata=metadata, dtype=plan.run.save_dtype)
         self.saved.append(path)
         return path

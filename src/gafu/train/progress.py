@@ -2,7 +2,8 @@
 (for other processes, e.g. the UI), TensorBoard and a progress bar.
 
 Events are plain dicts, the same for every listener (CONTRACTS.md): `start`, `step`, `save`,
-`sample`, and one of `done`, `stopped`, `error`. Only the main process reports.
+`eval` (the style probe's figures of the file just saved), `sample`, and one of `done`,
+`stopped`, `error`. Only the main process reports.
 """
 
 from __future__ import annotations
@@ -39,15 +40,21 @@ class ProgressLog:
             self._failed = True
 
 
+STYLE_FIGURES = ("fit", "leakage", "trigger_share", "drift")  # the `eval` event's figures
+
+
 class TensorBoardLog:
-    """Loss, learning rates and timings as TensorBoard scalars under `output/logs`."""
+    """Loss, learning rates, timings and the style probe's figures as TensorBoard scalars."""
 
     def __init__(self, log_dir: Path):
         self._log_dir = log_dir
         self._writer = None
 
     def __call__(self, event: Event) -> None:
-        """Write the scalars of a `step` event."""
+        """Write the scalars of a `step` or `eval` event."""
+        if event["event"] == "eval":
+            self._style(event)
+            return
         if event["event"] != "step":
             if event["event"] in ("done", "stopped", "error"):
                 self.close()
@@ -63,6 +70,15 @@ class TensorBoardLog:
         writer.add_scalar("time/samples_per_s", event["samples_per_s"], step)
         writer.add_scalar("time/step_s", event["step_s"], step)
         writer.add_scalar("epoch", event["epoch"], step)
+
+    def _style(self, event: Event) -> None:
+        writer = self._open()
+        if writer is None:
+            return
+        for name in STYLE_FIGURES:
+            if event.get(name) is not None:
+                writer.add_scalar(f"style/{name}", event[name], event["step"])
+        writer.flush()
 
     def _open(self):
         if self._writer is None:
@@ -109,6 +125,8 @@ class ProgressBar:
         elif kind in ("save", "sample") and self._bar is not None:
             what = event.get("path") or ", ".join(event.get("grids", []))
             self._bar.write(f"epoch {event['epoch']}: {kind}d {what}", file=sys.stderr)
+        elif kind == "eval" and self._bar is not None:
+            self._bar.write(f"epoch {event['epoch']}: {style_line(event)}", file=sys.stderr)
         elif kind in ("done", "stopped", "error") and self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -150,3 +168,13 @@ class Throughput:
         if not self._steps:
             return 0.0
         return steps_left * sum(s for s, _ in self._steps) / len(self._steps)
+
+
+def style_line(event: Event) -> str:
+    """An `eval` event for people: the four figures and what the probe cost."""
+    from gafu.eval.figures import StyleFigures
+
+    figures = StyleFigures(**{name: event.get(name) for name in STYLE_FIGURES})
+    share = event.get("share_of_training")
+    spent = "" if share is None else f", {share:.1%} of the training since the last save".replace("%", " %")
+    return f"{figures.text()} (style probe {event['seconds']:.1f} s{spent})"

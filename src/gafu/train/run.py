@@ -126,8 +126,12 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
     # --- models: frozen base, LoKr on top (P6), latents cached once by the VAE in fp32
     base = setup.load_models(project, plan, device)
     notes = [*base.warnings, *base.notes, *_caption_notes(base, pictures)]
+    probing = main and plan.eval.during_training and bool(plan.eval.target or plan.eval.reg)
+    probe_pictures = data.probe_pictures(project, plan) if probing else []
+    # Held-out probe pictures need latents too; a probe picture that also trains is encoded once.
+    encode = list({p.picture.path: p for p in [*probe_pictures, *pictures]}.values())
     with accelerator.main_process_first():
-        latents, encoded = cached_latents(pictures, base.vae, project.latent_cache_dir, device=device)
+        latents, encoded = cached_latents(encode, base.vae, project.latent_cache_dir, device=device)
     base.vae.to("cpu")  # off the GPU while training (P-cache_latents)
     if encoded:
         notes.append(f"{encoded} latents encoded into {project.latent_cache_dir}")
@@ -150,6 +154,10 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
         hooks=hooks,
     )
     hooks.run = run
+    if probing:  # the style probe at every save (fit, leakage, trigger share, drift)
+        from gafu.eval.training import TrainingProbe
+
+        hooks.probe = TrainingProbe(run, probe_pictures, project.root, project.eval_cache_dir)
     # --- resume: weights, optimizer, scheduler, step and RNG from the last state
     start = _resume(run, paths) if resume else 0
     if start >= plan.batch.total_steps:
@@ -219,8 +227,13 @@ def _resume(run: TrainingRun, paths: RunPaths) -> int:
 
 
 def plan_sha256(plan: Plan) -> str:
-    """A hash of the plan's values (its notes and sources aside): a state belongs to one plan."""
-    values = {k: v for k, v in plan.to_dict().items() if k not in ("notes", "warnings", "sources")}
+    """A hash of the plan's values (its notes and sources aside): a state belongs to one plan.
+
+    The style probe (`eval`) is left out: it changes nothing that is trained (a holdout shows in
+    the dataset's counts).
+    """
+    skip = ("notes", "warnings", "sources", "eval")
+    values = {k: v for k, v in plan.to_dict().items() if k not in skip}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -233,6 +246,10 @@ class RunHooks:
         self.main = accelerator.is_main_process
         self.writer = LokrWriter(plan, data.tag_frequency(pictures), started_at=time.time())
         self.run: TrainingRun | None = None
+        self.probe = None  # gafu.eval.training.TrainingProbe when the plan measures at saves
+        self.since_save = time.perf_counter()  # training time between saves, for the probe's share
+        self.not_training = 0.0  # seconds of sampling since the last save
+        self.last_probe = None  # (epoch, ProbeResult) of the latest measurement
         self.last_lokr: str | None = None
         self.last_state: Path | None = None
         self.notes: list[str] = []
@@ -265,7 +282,7 @@ class RunHooks:
         """Every `save_every_epochs`: a LoKr and a state; every `sample_every_epochs`: grids (P1, P10)."""
         plan = self.plan.run
         if epoch < self.plan.batch.epochs and plan.save_every_epochs and epoch % plan.save_every_epochs == 0:
-            self._save(self.paths.epoch_file(plan.output_name, epoch), epoch, step)
+            self._save(self.paths.epoch_file(plan.output_name, epoch), epoch, step, measure=True)
         if plan.sample_every_epochs and epoch % plan.sample_every_epochs == 0:
             self._sample(epoch)
 
@@ -280,18 +297,32 @@ class RunHooks:
             path = self.paths.epoch_file(name, epoch)  # stopped right at a saved epoch
         else:
             path = self.paths.step_file(name, step)
-        self._save(path, epoch, step)
+        self._save(path, epoch, step, measure=outcome == "done")  # a stop is quick: no probe
         return path, self.last_state
 
-    def _save(self, path: Path, epoch: int, step: int) -> None:
-        """The LoKr at `path` and a resumable state (main process; the others wait for it)."""
+    def _save(self, path: Path, epoch: int, step: int, *, measure: bool = False) -> None:
+        """The LoKr at `path` (with the style probe's figures) and a resumable state (main process)."""
         run = self.run
         self.accelerator.wait_for_everyone()
         if not self.main:
             return
-        self.writer.save(run.network, path, epoch=epoch, step=step)
+        trained_for = time.perf_counter() - self.since_save - self.not_training
+        probed = self.probe.measure() if measure and self.probe is not None else None
+        self.last_probe = (epoch, probed) if probed is not None else self.last_probe
+        extra = probed.metadata() if probed is not None else None
+        self.writer.save(run.network, path, epoch=epoch, step=step, extra=extra)
         self.last_lokr = self.relative(path)
         self.report("save", epoch=epoch, step=step, path=self.last_lokr)
+        if probed is not None:
+            share = probed.seconds / trained_for if trained_for > 0 else None
+            self.report(
+                "eval",
+                epoch=epoch,
+                step=step,
+                path=self.last_lokr,
+                **probed.event(),
+                share_of_training=None if share is None else round(share, 4),
+            )
         content = {
             "plan_sha256": plan_sha256(self.plan),
             "network": {k: v.detach().to("cpu", torch.float32) for k, v in run.network.state_dict().items()},
@@ -302,6 +333,7 @@ class RunHooks:
             "epoch": epoch,
         }
         self.last_state = save_state(self.paths.state, step, content, keep=self.plan.run.keep_states)
+        self.since_save, self.not_training = time.perf_counter(), 0.0
 
     def _sample(self, epoch: int) -> None:
         if not self.main:
@@ -309,8 +341,13 @@ class RunHooks:
         from gafu.sample.training import render_training_samples
 
         # The sampler moves the VAE (kept off the GPU while training) to the U-Net and back.
-        run = self.run
-        grids = render_training_samples(run.base, run.network, self.plan, epoch, self.paths.sample_dir(epoch))
+        run, started = self.run, time.perf_counter()
+        probed = self.last_probe[1] if self.last_probe and self.last_probe[0] == epoch else None
+        figures = [("weight 1 (at its save)", probed.figures)] if probed is not None else []
+        grids = render_training_samples(
+            run.base, run.network, self.plan, epoch, self.paths.sample_dir(epoch), figures=figures
+        )
+        self.not_training += time.perf_counter() - started
         index = self.paths.samples / "index.html"
         self.report(
             "sample",

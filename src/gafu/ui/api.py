@@ -229,7 +229,7 @@ class Api:
         return self.trainer.status()
 
     def get_outputs(self, query: dict[str, str]) -> dict[str, Any]:
-        """LoKr files and sample grids, by epoch."""
+        """LoKr files (with the style probe's figures) and sample grids, by epoch."""
         project = self.project()
         index = project.output_dir / "samples" / "index.html"
         return {
@@ -368,13 +368,22 @@ def _epoch_of(stem: str) -> int | None:
 
 
 def _lokr_files(project: Project) -> list[dict[str, Any]]:
+    from gafu.eval.evaluate import file_epoch
+    from gafu.eval.report import known_figures
+
     files = sorted(project.output_dir.glob("*.safetensors"))
     items = [
         {
             "name": p.name,
             "epoch": _epoch_of(p.stem),
+            "trained_epoch": file_epoch(p),  # the final file's too (its metadata)
             "mb": round(p.stat().st_size / 1e6, 1),
             "url": relative_url(project.root, p),
+            # the style probe's figures: at its save (weight 1) and from the last `gafu eval`
+            "figures": [
+                {"weight": weight, "source": source, **figures.to_dict()}
+                for weight, figures, source in known_figures(project, p)
+            ],
         }
         for p in files
     ]

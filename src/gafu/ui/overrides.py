@@ -18,7 +18,7 @@ from typing import Any
 from gafu.config import Config, config_field_names, config_from_dict
 from gafu.errors import ConfigError, GafuError
 
-EDITABLE_SECTIONS = ("train", "network", "sample")
+EDITABLE_SECTIONS = ("train", "network", "sample", "eval")
 
 
 class FieldErrors(GafuError):

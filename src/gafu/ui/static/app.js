@@ -280,7 +280,7 @@ function formatValue(value) {
 }
 
 function renderPlan(plan) {
-  const sections = ["model", "dataset", "batch", "optimizer", "loss", "network", "run", "memory", "sample"];
+  const sections = ["model", "dataset", "batch", "optimizer", "loss", "network", "run", "memory", "sample", "eval"];
   const blocks = sections.map((section) => {
     const rows = [];
     const walk = (data, prefix) => {
@@ -377,7 +377,7 @@ async function saveOverrides() {
 }
 
 // --- training ----------------------------------------------------------------------------------------
-const run = { source: null, losses: [], saves: [], grids: {}, total: 0 };
+const run = { source: null, losses: [], saves: [], grids: {}, style: [], total: 0 };
 
 async function showTrain() {
   if (!run.source) followProgress();
@@ -393,7 +393,7 @@ function followProgress() {
 
 function onProgress(event) {
   if (event.event === "start") {
-    if (event.resumed_from == null) { run.losses = []; run.saves = []; run.grids = {}; }
+    if (event.resumed_from == null) { run.losses = []; run.saves = []; run.grids = {}; run.style = []; }
     run.total = event.total_steps;
     $("train-state").textContent = `started: ${event.total_steps} steps over ${event.epochs} epochs` + (event.resumed_from != null ? `, resumed from step ${event.resumed_from}` : "");
   } else if (event.event === "step") {
@@ -409,6 +409,9 @@ function onProgress(event) {
   } else if (event.event === "save") {
     run.saves.push(event);
     $("train-saves").replaceChildren(...run.saves.map((s) => el("div", {}, `epoch ${s.epoch} (step ${s.step}): `, el("a", { href: fileUrl(s.path) }, s.path))));
+  } else if (event.event === "eval") {
+    run.style = run.style.filter((point) => point.epoch !== event.epoch).concat([event]);
+    drawStyle($("style-chart"), run.style);
   } else if (event.event === "sample") {
     run.grids[event.epoch] = event.grids.map(fileUrl);
     renderTrainGrids();
@@ -444,6 +447,61 @@ function drawLoss() {
   if (run.losses.length === 1) { ctx.fillStyle = "#b4472f"; ctx.fillRect(x(run.losses[0][0]) - 2, y(run.losses[0][1]) - 2, 4, 4); }
 }
 
+// The style probe per epoch: fit, leakage and drift (left, in % of the base model's loss) and the
+// trigger share (right, 0–100 %). Points: [{epoch, fit, leakage, trigger_share, drift}].
+const STYLE_LINES = [["fit", "#b4472f", 0], ["leakage", "#b07a12", 0], ["drift", "#2f5fb4", 0], ["trigger_share", "#2f7d4a", 1]];
+
+function drawStyle(canvas, points) {
+  const ctx = canvas.getContext("2d");
+  const [w, h, pad] = [canvas.width, canvas.height, 34];
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = "12px sans-serif";
+  const panels = [["fit, leakage, drift (%)", [pad, w / 2 - pad / 2]], ["trigger share (%)", [w / 2 + pad, w - pad / 2]]];
+  panels.forEach(([title, [left]]) => { ctx.fillStyle = "#777"; ctx.fillText(title, left - pad + 4, 14); });
+  const sorted = points.filter((p) => p.epoch != null).sort((a, b) => a.epoch - b.epoch);
+  if (!sorted.length) { ctx.fillStyle = "#777"; ctx.fillText("no measurements yet", pad, h / 2); return; }
+  const epochs = sorted.map((p) => p.epoch);
+  const [first, last] = [Math.min(...epochs), Math.max(...epochs)];
+  const values = sorted.flatMap((p) => ["fit", "leakage", "drift"].map((k) => p[k]).filter((v) => v != null)).map((v) => 100 * v);
+  const ranges = [[Math.min(0, ...values), Math.max(0.01, ...values)], [0, 100]];
+  STYLE_LINES.forEach(([key, colour, panel], index) => {
+    const [left, right] = panels[panel][1];
+    const [low, high] = ranges[panel];
+    const x = (epoch) => last > first ? left + (right - left) * (epoch - first) / (last - first) : (left + right) / 2;
+    const y = (value) => h - pad - (h - 2 * pad) * (100 * value - low) / (high - low);
+    ctx.fillStyle = "#777";
+    ctx.fillText(high.toFixed(1), left - pad + 2, pad); ctx.fillText(low.toFixed(1), left - pad + 2, h - pad);
+    ctx.fillText(`epoch ${first}`, left, h - 8); if (last > first) ctx.fillText(`${last}`, right - 20, h - 8);
+    ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = 1.5; ctx.beginPath();
+    let started = false;
+    for (const point of sorted) {
+      if (point[key] == null) continue;
+      const [px, py] = [x(point.epoch), y(point[key])];
+      started ? ctx.lineTo(px, py) : ctx.moveTo(px, py);
+      started = true;
+      ctx.fillRect(px - 2, py - 2, 4, 4);
+    }
+    ctx.stroke();
+    ctx.fillText(key.replace("_", " "), left + 6 + (panel ? 0 : 70 * index), pad - 8);
+  });
+}
+
+function formatFigure(key, value) {
+  if (value == null) return "–";
+  return key === "trigger_share" ? `${Math.round(100 * value)} %` : `${value >= 0 ? "+" : ""}${(100 * value).toFixed(2)} %`;
+}
+
+// The figures of each saved file at weight 1 (at its save, else from gafu eval), by epoch.
+function styleByEpoch(files) {
+  const points = [];
+  for (const file of files) {
+    const chosen = (file.figures || []).find((f) => f.weight === 1 && f.source === "at its save") || (file.figures || []).find((f) => f.weight === 1);
+    const epoch = file.epoch ?? file.trained_epoch;
+    if (chosen && epoch != null) points.push({ epoch, ...chosen });
+  }
+  return points;
+}
+
 function renderTrainGrids() {
   const epochs = Object.keys(run.grids).map(Number).sort((a, b) => b - a);
   $("train-grids").replaceChildren(...epochs.map((epoch) => el("div", { class: "epoch-grids", "data-epoch": epoch },
@@ -453,6 +511,8 @@ function renderTrainGrids() {
 async function loadEpochGrids() {
   const outputs = await guarded(() => api("/api/outputs"));
   if (!outputs) return;
+  if (!run.style.length) run.style = styleByEpoch(outputs.lokr);
+  drawStyle($("style-chart"), run.style);
   for (const group of outputs.grids) {
     if (group.epoch !== null && !run.grids[group.epoch]) run.grids[group.epoch] = group.grids;
   }
@@ -493,10 +553,13 @@ async function showSample() {
   if (!outputs) return;
   $("lokr-files").replaceChildren(...outputs.lokr.map((file) => el("tr", { "data-name": file.name },
     el("td", {}, file.epoch === null ? "final" : el("label", {}, el("input", { type: "checkbox", class: "epoch-pick", value: file.epoch }), ` epoch ${file.epoch}`)),
-    el("td", {}, el("a", { href: file.url }, file.name), el("span", { class: "muted" }, ` ${file.mb} MB`)),
+    el("td", {}, el("a", { href: file.url }, file.name), el("span", { class: "muted" }, ` ${file.mb} MB`),
+      (file.figures || []).map((f) => el("div", { class: "muted figures" },
+        `w ${f.weight}: fit ${formatFigure("fit", f.fit)} · leakage ${formatFigure("leakage", f.leakage)} · trigger share ${formatFigure("trigger_share", f.trigger_share)} · drift ${formatFigure("drift", f.drift)}`))),
     el("td", {}, el("button", { class: "small render", onclick: () => renderSample({ lokr: file.name }) }, "Render grid")))));
   if (!outputs.lokr.length) $("lokr-files").replaceChildren(el("tr", {}, el("td", { class: "muted" }, "no LoKr files yet: train first")));
   $("sample-index").replaceChildren(outputs.index ? el("a", { href: outputs.index, target: "_blank" }, "all grids (index.html)") : "");
+  drawStyle($("sample-style-chart"), styleByEpoch(outputs.lokr));
   ui.gridGroups = outputs.grids;
   const known = new Set(outputs.grids.map((g) => g.name));
   const kept = (ui.compare || []).filter((name) => known.has(name));

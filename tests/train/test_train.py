@@ -76,7 +76,10 @@ def test_training_writes_the_plans_files_and_the_loss_goes_down(train_project, t
     assert steps[0]["lr_unet"] == pytest.approx(5e-3, rel=0.3)  # cosine with restarts, one cycle per epoch
     assert steps[1]["lr_unet"] < steps[0]["lr_unet"] and steps[2]["lr_unet"] > steps[1]["lr_unet"]
     assert [e["event"] for e in _events(project)] == [e["event"] for e in events]
-    assert events[0]["event"] == "start" and events[-1] == {
+    # The latent cache is filled first (8 pictures, from 0 to 8), then the steps.
+    caching = [(e["done"], e["total"]) for e in events if e["event"] == "latents"]
+    assert caching[0] == (0, 8) and caching[-1] == (8, 8)
+    assert events[len(caching)]["event"] == "start" and events[-1] == {
         **events[-1],
         "event": "done",
         "path": "output/mzh_style.safetensors",

@@ -72,8 +72,12 @@ def run_demo(
     *,
     force: bool = False,
     on_stage: StageListener | None = None,
+    progress_bar: bool = False,
 ) -> DemoResult:
-    """Make the demo's inputs in `folder`, run every stage on them and write `folder/report.html`."""
+    """Make the demo's inputs in `folder`, run every stage on them and write `folder/report.html`.
+
+    `progress_bar`: draw the training and sampling bars on stderr (for a terminal).
+    """
     settings = settings or DemoSettings()
     folder = _fresh_folder(Path(folder), force=force)
     stages: list[StageRecord] = []
@@ -90,8 +94,8 @@ def run_demo(
     _timed("check", lambda: _check(project), record)
     _timed("plan", lambda: _plan(project), record)
     result = DemoResult(folder=folder, project=project.root, report=folder / "report.html", stages=stages)
-    _timed("train", lambda: _train(project, result), record)
-    _timed("sample", lambda: _sample(project, result), record)
+    _timed("train", lambda: _train(project, result, progress_bar), record)
+    _timed("sample", lambda: _sample(project, result, progress_bar), record)
 
     from gafu.demo.report import write_demo_report
 
@@ -240,7 +244,7 @@ def _plan(project) -> tuple[None, str, dict]:
     return None, text, {"batch": dataclasses.asdict(batch), "warnings": plan.warnings}
 
 
-def _train(project, result: DemoResult) -> tuple[None, str, dict]:
+def _train(project, result: DemoResult, progress_bar: bool) -> tuple[None, str, dict]:
     from gafu.network.files import read_lokr_file
     from gafu.train.run import train
 
@@ -250,7 +254,7 @@ def _train(project, result: DemoResult) -> tuple[None, str, dict]:
         if event.get("event") == "step":
             losses.append(float(event["loss"]))
 
-    run = train(project, callbacks=[listen])
+    run = train(project, callbacks=[listen], progress_bar=progress_bar)
     result.lokr = run.lokr
     lokr = read_lokr_file(run.lokr)
     text = (
@@ -260,11 +264,16 @@ def _train(project, result: DemoResult) -> tuple[None, str, dict]:
     return None, text, {"losses": [round(x, 4) for x in losses], "saved": run.saved, "state": run.state}
 
 
-def _sample(project, result: DemoResult) -> tuple[None, str, dict]:
+def _sample(project, result: DemoResult, progress_bar: bool) -> tuple[None, str, dict]:
+    from gafu.sample.progress import PictureBar
     from gafu.sample.samples import SampleRequest, render_samples
 
     request = SampleRequest(lokr_files=[result.lokr] if result.lokr else [])
-    samples = render_samples(project, request)
+    bar = PictureBar(enabled=progress_bar)
+    try:
+        samples = render_samples(project, request, on_start=bar.start, on_picture=bar.picture)
+    finally:
+        bar.close()
     result.grids = list(samples.grids)
     weights = project.config.sample.weights
     text = (

@@ -14,8 +14,8 @@ import random
 import re
 import signal
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,24 @@ def pid_running(pid: int) -> bool:
     return psutil.pid_exists(pid)
 
 
+def live_lock_holder(output_dir: Path) -> int | None:
+    """The id of another running process that holds `output/train.lock` (None: free or stale)."""
+    holder = _lock_holder(output_dir / LOCK_NAME)
+    if holder is not None and holder != os.getpid() and pid_running(holder):
+        return holder
+    return None
+
+
+def lock_error(output_dir: Path, holder: int) -> GafuError:
+    """The error for a project another trainer is training."""
+    path = output_dir / LOCK_NAME
+    return GafuError(
+        f"another `gafu train` (process {holder}) is training this project: {path}",
+        path=path,
+        hint="wait for it, or stop it by creating output/STOP",
+    )
+
+
 @contextlib.contextmanager
 def train_lock(output_dir: Path) -> Iterator[Path]:
     """Hold `output/train.lock` (this process's id) while training; a live holder is an error."""
@@ -105,13 +123,9 @@ def train_lock(output_dir: Path) -> Iterator[Path]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            holder = _lock_holder(path)
-            if holder is not None and holder != os.getpid() and pid_running(holder):
-                raise GafuError(
-                    f"another `gafu train` (process {holder}) is training this project: {path}",
-                    path=path,
-                    hint="wait for it, or stop it by creating output/STOP",
-                ) from None
+            holder = live_lock_holder(output_dir)
+            if holder is not None:
+                raise lock_error(output_dir, holder) from None
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # stale: its process is gone
             continue
@@ -138,14 +152,25 @@ def _lock_holder(path: Path) -> int | None:
 # --- stop requests -----------------------------------------------------------------------------------
 @dataclass
 class StopRequest:
-    """Set by Ctrl-C, SIGTERM or the file `output/STOP`; the loop stops at the next step boundary."""
+    """Set by Ctrl-C, SIGTERM or the file `output/STOP`; the loop stops at the next step boundary.
+
+    `on_request(reason)` is told at once, when the first request arrives (the run says so before
+    the step in progress ends). Until `training` is set nothing is trained that a save would
+    keep, so a Ctrl-C then interrupts at once.
+    """
 
     stop_file: Path
     reason: str = ""
+    training: bool = False
+    on_request: Callable[[str], None] | None = field(default=None, repr=False)
 
     def request(self, reason: str) -> None:
         """Ask the loop to stop after the current step."""
-        self.reason = self.reason or reason
+        if self.reason:
+            return
+        self.reason = reason
+        if self.on_request is not None:
+            self.on_request(reason)
 
     @property
     def requested(self) -> bool:
@@ -159,13 +184,16 @@ class StopRequest:
 
 @contextlib.contextmanager
 def stop_on_signals(stop: StopRequest) -> Iterator[StopRequest]:
-    """Turn the first Ctrl-C / SIGTERM into a stop request; a second Ctrl-C interrupts at once."""
+    """Turn the first Ctrl-C / SIGTERM into a stop request; a second Ctrl-C interrupts at once.
+
+    So does a Ctrl-C before training begins (loading, caching latents): nothing to save yet.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield stop  # signals reach only the main thread; the STOP file still works
         return
 
     def handler(signum, frame):
-        if stop.reason and signum == signal.SIGINT:
+        if signum == signal.SIGINT and (stop.reason or not stop.training):
             raise KeyboardInterrupt
         stop.request(signal.Signals(signum).name)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gafu.errors import GafuError, os_error_message
+from gafu.fsio import read_json
 from gafu.train.state import LOCK_NAME, list_states, live_lock_holder, lock_error
 
 RUNS_NAME = "runs"
@@ -47,8 +48,10 @@ class CurrentRun:
     @property
     def finished(self) -> bool:
         """The last state is the plan's last step: nothing left to resume."""
-        return self.saved_step is not None and self.total_steps is not None and (
-            self.saved_step >= self.total_steps
+        return (
+            self.saved_step is not None
+            and self.total_steps is not None
+            and (self.saved_step >= self.total_steps)
         )
 
     @property
@@ -92,23 +95,25 @@ def lokr_files(output: Path, name: str, steps_per_epoch: int | None = None) -> l
 
 def current_run(output: Path, name: str) -> CurrentRun:
     """The run in `output/`: its last state, its plan's length and its LoKr files named `name`."""
-    from gafu.plan.model import load_plan
-
     states = list_states(output / "state")
-    total, per_epoch = None, None
-    plan_path = output / "plan.json"
-    if plan_path.is_file():
-        try:
-            plan = load_plan(plan_path)
-            total, per_epoch = plan.batch.total_steps, plan.batch.steps_per_epoch
-        except GafuError:
-            pass  # an unreadable plan: the files still show
+    total, per_epoch = _plan_steps(output / "plan.json")
     return CurrentRun(
         output=output,
         saved_step=states[-1][0] if states else None,
         total_steps=total,
         lokr_files=lokr_files(output, name, per_epoch),
     )
+
+
+def _plan_steps(path: Path) -> tuple[int | None, int | None]:
+    """(total steps, steps per epoch) of the run's plan, read as plain JSON (no torch to load)."""
+    if not path.is_file():
+        return None, None
+    try:
+        batch = read_json(path, what="plan")["batch"]
+        return int(batch["total_steps"]), int(batch["steps_per_epoch"])
+    except (GafuError, KeyError, TypeError, ValueError):
+        return None, None  # an unreadable plan: the files still show
 
 
 def check_start(output: Path, *, resume: bool, restart: bool, lock: bool | None = None) -> CurrentRun:

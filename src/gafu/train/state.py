@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gafu.errors import GafuError, os_error_message
 from gafu.fsio import atomic_path, read_text_utf8
 
@@ -45,6 +43,8 @@ def list_states(state_dir: Path) -> list[tuple[int, Path]]:
 
 def save_state(state_dir: Path, step: int, content: dict[str, Any], *, keep: int) -> Path:
     """Write a state atomically, then remove all but the newest `keep`."""
+    import torch
+
     path = state_path(state_dir, step)
     with atomic_path(path) as tmp:
         torch.save({**content, "step": step}, tmp)
@@ -56,6 +56,8 @@ def save_state(state_dir: Path, step: int, content: dict[str, Any], *, keep: int
 
 def load_state(path: Path) -> dict[str, Any]:
     """Read a state written by `save_state`."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
@@ -70,6 +72,8 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def rng_state() -> dict[str, Any]:
     """Python's and torch's random states (sampling and any library that draws from them)."""
+    import torch
+
     state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -78,6 +82,8 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Put back what `rng_state` saved."""
+    import torch
+
     random.setstate(_as_tuple(state["python"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():

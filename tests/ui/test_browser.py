@@ -205,12 +205,16 @@ def test_sample_page_renders_epochs_side_by_side_with_gafu_sample(
     shoot(browser, screenshot_dir, "sample")
 
 
-def test_a_saved_run_is_resumed_or_started_over_from_the_train_page(browser, ui_project, serve, monkeypatch):
-    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.3")
-    client = serve(ui_project.root)
+def start_on_train_page(browser, client) -> None:
+    """Open the Train page and press Start training."""
     open_page(browser, client, "train")
     wait(browser, lambda d: d.find_element("id", "train-start").is_enabled())
     browser.find_element("id", "train-start").click()
+
+
+def test_a_saved_run_is_resumed_or_started_over_from_the_train_page(browser, ui_project, serve, monkeypatch):
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.3")
+    start_on_train_page(browser, serve(ui_project.root))
     wait(browser, lambda d: text_of(d, "m-step").startswith("1 /"))
     browser.find_element("id", "train-stop").click()
     wait(browser, lambda d: text_of(d, "train-state").startswith("stopped"))
@@ -231,10 +235,7 @@ def test_a_saved_run_is_resumed_or_started_over_from_the_train_page(browser, ui_
 
 def test_a_start_that_fails_shows_why(browser, ui_project, serve, monkeypatch):
     monkeypatch.setenv("FAKE_FAIL", "the model file is truncated")
-    client = serve(ui_project.root)
-    open_page(browser, client, "train")
-    wait(browser, lambda d: d.find_element("id", "train-start").is_enabled())
-    browser.find_element("id", "train-start").click()
+    start_on_train_page(browser, serve(ui_project.root))
     wait(browser, lambda d: "gafu train failed: the model file is truncated" in text_of(d, "message"))
     assert "bad" in browser.find_element("id", "message").get_attribute("class")
 

@@ -219,36 +219,7 @@ def check_trigger(inp: CheckInput) -> list[Finding]:
 
 # --- T4: unwanted features ----------------------------------------------------------------
 def check_bars(inp: CheckInput) -> list[Finding]:
-    """T4: pictures prep added bars to carry `letterboxed` / `pillarboxed`."""
-    found = []
-    for bars in (recipe.LETTERBOXED, recipe.PILLARBOXED):
-        untagged = [
-            c.picture.path
-            for which in ("target", "reg")
-            for c in inp.captioned(which)
-            if c.has_caption
-            and inp.manifest.bars_for(inp.name(c.picture.path)) == bars
-            and not contains_tag(c.tags, bars)
-        ]
-        if untagged:
-            names = inp.names(untagged)
-            found.append(
-                Finding(
-                    "warning",
-                    "T4",
-                    f"{bars}-untagged",
-                    f"prep added {'top/bottom' if bars == recipe.LETTERBOXED else 'left/right'} bars to "
-                    f"{count_of(len(untagged), 'picture')} whose caption lacks {bars!r}: the bars get "
-                    "learned as style (RECIPE T4)",
-                    names,
-                    _tags_command(f"add {bars}", names),
-                )
-            )
-    return found + _bars_tags_without_bars(inp)
-
-
-def _bars_tags_without_bars(inp: CheckInput) -> list[Finding]:
-    """T4: a `letterboxed` / `pillarboxed` caption on a picture prep remade without those bars.
+    """T4: pictures prep added bars to carry `letterboxed` / `pillarboxed`, and only those.
 
     After prep switches from pad to bucket mode, captions keep the tag gafu tag gave the padded
     picture. A picture whose current version the tagger itself scored as having bars, or that
@@ -256,31 +227,52 @@ def _bars_tags_without_bars(inp: CheckInput) -> list[Finding]:
     """
     found = []
     for bars in (recipe.LETTERBOXED, recipe.PILLARBOXED):
-        stale = [
-            c.picture.path
-            for which in ("target", "reg")
-            for c in inp.captioned(which)
-            if c.has_caption
-            and contains_tag(c.tags, bars)
-            and (entry := inp.manifest.entries.get(inp.name(c.picture.path))) is not None
-            and entry.bars != bars
-            and not _tagger_saw(inp, which, c.picture.path, bars)
-        ]
-        if stale:
-            names = inp.names(stale)
-            found.append(
-                Finding(
-                    "warning",
-                    "T4",
-                    f"{bars}-without-bars",
-                    f"{count_of(len(stale), 'caption')} hold {bars!r}, but prep made the picture without "
-                    "such bars (prepared again since, e.g. in bucket mode): the tag now describes "
-                    "nothing in the picture (RECIPE T4)",
-                    names,
-                    _tags_command(f"remove {bars}", names),
-                )
-            )
+        untagged = _captioned_where(
+            inp,
+            lambda which, c, bars=bars: (
+                inp.manifest.bars_for(inp.name(c.picture.path)) == bars and not contains_tag(c.tags, bars)
+            ),
+        )
+        stale = _captioned_where(
+            inp,
+            lambda which, c, bars=bars: (
+                contains_tag(c.tags, bars)
+                and (entry := inp.manifest.entries.get(inp.name(c.picture.path))) is not None
+                and entry.bars != bars
+                and not _tagger_saw(inp, which, c.picture.path, bars)
+            ),
+        )
+        sides = "top/bottom" if bars == recipe.LETTERBOXED else "left/right"
+        found += inp.about(
+            untagged,
+            "warning",
+            "T4",
+            f"{bars}-untagged",
+            f"prep added {sides} bars to {count_of(len(untagged), 'picture')} whose caption lacks "
+            f"{bars!r}: the bars get learned as style (RECIPE T4)",
+            _tags_command(f"add {bars}", inp.names(untagged)),
+        )
+        found += inp.about(
+            stale,
+            "warning",
+            "T4",
+            f"{bars}-without-bars",
+            f"{count_of(len(stale), 'caption')} hold {bars!r}, but prep made the picture without such "
+            "bars (prepared again since, e.g. in bucket mode): the tag now describes nothing in the "
+            "picture (RECIPE T4)",
+            _tags_command(f"remove {bars}", inp.names(stale)),
+        )
     return found
+
+
+def _captioned_where(inp: CheckInput, keep: Callable[[SetName, CaptionedPicture], bool]) -> list[Path]:
+    """Pictures of both sets that have a caption and pass `keep(set, picture)`."""
+    return [
+        c.picture.path
+        for which in ("target", "reg")
+        for c in inp.captioned(which)
+        if c.has_caption and keep(which, c)
+    ]
 
 
 def _tagger_saw(inp: CheckInput, which: SetName, path: Path, bars: str) -> bool:

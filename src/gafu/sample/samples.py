@@ -10,6 +10,7 @@ when it exists, else the project's plan as `gafu plan` resolves it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,9 +217,16 @@ def _existing(path: Path) -> Path:
 
 
 def _file_id(path: Path) -> str:
-    """A LoKr file's identity: its path, size and modification time (cheaper than hashing 200 MB)."""
+    """A LoKr file's identity: its path, size and modification time (cheaper than hashing 200 MB).
+
+    Kept in each picture, hashed: a picture someone posts names no folder of theirs.
+    """
     stat = path.stat()
-    return f"{path.resolve().as_posix()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return _digest(f"{path.resolve().as_posix()}:{stat.st_size}:{stat.st_mtime_ns}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -254,11 +262,11 @@ def network_loader(base, plan):
 
 
 def _identity(base, plan) -> str:
-    """What decides the pictures besides the prompt: the base model, its dtype and the noise schedule."""
+    """What decides the pictures besides the prompt (base model, dtype, noise schedule), hashed."""
     source = base.source.path
     stat = source.stat() if source.exists() else None
     stamp = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
-    return (
+    return _digest(
         f"{source.as_posix()}:{stamp}|{base.unet.dtype}|{plan.model.prediction_type}|"
         f"ztsnr={plan.loss.zero_terminal_snr}|{plan.sample.timestep_spacing}|rescale={plan.sample.guidance_rescale}"
     )

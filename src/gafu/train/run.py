@@ -229,7 +229,9 @@ class RunHooks:
         self.project, self.plan, self.paths, self.report = project, plan, paths, report
         self.stop, self.accelerator = stop, accelerator
         self.main = accelerator.is_main_process
-        self.writer = LokrWriter(plan, data.tag_frequency(pictures), started_at=time.time())
+        self.writer = LokrWriter(
+            plan, data.tag_frequency(pictures), started_at=time.time(), project_root=project.root
+        )
         self.run: TrainingRun | None = None
         self.last_lokr: str | None = None
         self.last_state: Path | None = None

@@ -1,4 +1,4 @@
-"""`gafu demo`: the whole recipe on a synthetic dataset and a tiny model, in minutes on a CPU.
+"""`gafu demo`: the whole recipe on a synthetic dataset and a tiny model, in about a minute on a CPU.
 
 Everything is made here by gafu's own code — pictures in a target style and in other styles,
 a tiny SDXL-architecture base model saved as a single file, a tiny WD-format tagger — and then
@@ -23,12 +23,14 @@ from gafu.errors import GafuError
 from gafu.fsio import read_json, write_json_atomic
 
 DEMO_TRIGGER = "flatink_style"
+# What the help and the README say (docs/benchmarks.md has the measured times).
+RUNNING_TIME = "about a minute on two CPU cores"
 MARKER = "gafu-demo.json"  # marks a folder as made by `gafu demo`, so --force may replace it
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's deviations from the recipe, each there to finish in minutes on 2 CPU cores."""
+    """The demo's deviations from the recipe, each there to finish in about a minute on 2 CPU cores."""
 
     pictures: int = 12  # per set; the recipe's 40+ (D1) is for real styles
     epochs: int = 10  # P1's 200 epochs are for a real model

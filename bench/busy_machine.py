@@ -1,6 +1,6 @@
 """A training stage beside a CPU-bound neighbour: how much slower, and how much more CPU, than quiet.
 
-    PYTHONPATH=src python bench/busy_machine.py                     # 24 steps, 2 rounds, 1 neighbour
+    PYTHONPATH=src python bench/busy_machine.py                     # 8 steps, 2 rounds, 1 neighbour
     PYTHONPATH=src python bench/busy_machine.py --neighbours 2 --rounds 3
 
 Builds a small project on gafu's tiny SDXL-architecture model (its 64 px pictures, captions,
@@ -164,11 +164,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pictures", type=int, default=6, help="per set")
+    parser.add_argument("--pictures", type=int, default=4, help="per set (2 steps an epoch)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--neighbours", type=int, default=1, help="CPU-bound processes beside the stage")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds a run may take")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds a run may take")
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     parser.add_argument("--child", choices=SETTINGS, help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)

@@ -412,6 +412,8 @@ function onProgress(event) {
   } else if (event.event === "sample") {
     run.grids[event.epoch] = event.grids.map(fileUrl);
     renderTrainGrids();
+  } else if (event.event === "latents") {
+    $("train-state").textContent = `encoding latents before the first step: ${event.done} / ${event.total} pictures`;
   } else if (event.event === "stopping") {
     $("train-state").textContent = event.message;
   } else if (["done", "stopped", "error"].includes(event.event)) {

@@ -3,8 +3,9 @@
 PyTorch runs its CPU operators on an OpenMP team, one thread per core, whose threads spin
 while they wait for one another. When another program holds one of the cores, every operator
 waits for a thread the system has not scheduled yet, while the others burn their time slices
-spinning: a tiny-model training step went from 0.18 s on one thread to 10 s on two, at twice
-the CPU time (docs/benchmarks.md, `bench/busy_machine.py`). So gafu
+spinning: on a shared 2-core machine a tiny-model training step took 20 s with torch's defaults
+against 1.1 s on one thread, at 16× the CPU time (docs/benchmarks.md, `bench/busy_machine.py`).
+So gafu
 - asks OpenMP's threads to sleep when they wait instead of spinning (`OMP_WAIT_POLICY=PASSIVE`,
   set before torch is loaded), and
 - gives torch as many threads as there are cores other programs leave idle when a stage

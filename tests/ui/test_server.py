@@ -352,16 +352,18 @@ def test_a_saved_run_offers_resume_and_start_over_and_a_refused_start_says_why(
     ui_project, serve, monkeypatch
 ):
     monkeypatch.setenv("FAKE_STEP_SECONDS", "0.2")
+    monkeypatch.setenv("FAKE_EPOCHS", "20")  # 60 steps: long enough to be stopped
     client = serve(ui_project.root)
     client.post("/api/train/start")
     wait_for(lambda: b'"event": "step"' in client.get("/api/train/events?once=1").body)
-    client.post("/api/train/stop")
+    assert client.post("/api/train/stop").status == 200
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.01")  # the runs started next go fast
     wait_for(lambda: not client.get("/api/train/status").json["running"])
     saved = client.get("/api/train/status").json["run"]
     step = saved["saved_step"]
-    assert saved["resumable"] and not saved["finished"] and saved["total_steps"] == 6 and step < 6
+    assert saved["resumable"] and not saved["finished"] and saved["total_steps"] == 60 and step < 60
     # The badge says the run stopped (not "todo"), and its stop file is a step, not the final file.
-    assert _train_stage(client) == ("partial", f"stopped at step {step} of 6: resume or start over")
+    assert _train_stage(client) == ("partial", f"stopped at step {step} of 60: resume or start over")
     lokr = client.get("/api/outputs").json["lokr"]
     assert (lokr[-1]["kind"], lokr[-1]["label"]) == ("step", f"step {step}")
     assert "final" not in [f["label"] for f in lokr]

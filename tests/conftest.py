@@ -265,6 +265,23 @@ def tiny_tagger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_tagger(tmp_path_factory.mktemp("tiny-tagger"))
 
 
+@pytest.fixture
+def untagged_project(make_project, tiny_tagger) -> Callable[..., Project]:
+    """Factory: prepared pictures without captions, and the tiny tagger set in gafu.toml."""
+    from gafu.config import save_config
+
+    def make(n_target: int = 4, n_reg: int = 3) -> Project:
+        project = make_project(n_target=0, n_reg=0)
+        project.config.tag.tagger = str(tiny_tagger)
+        save_config(project.config, project.config_path)
+        project = Project.open(project.root)
+        write_captioned_set(project, "target", [None] * n_target, seed=100)
+        write_captioned_set(project, "reg", [None] * n_reg, seed=50_000)
+        return project
+
+    return make
+
+
 def add_prepared_picture(
     project: Project,
     which: str,

@@ -182,3 +182,47 @@ def test_defaults_as_people_read_them():
     assert default_text("network", "alpha").startswith("unset = dim")
     assert default_text("train", "shuffle_caption") == "true"
     assert default_text("model", "path") == "not set"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "needle"),
+    [
+        ("zz, style", "comma"),
+        ("zz\nstyle", "line break"),
+        ("smile", "ordinary tag"),
+        ("", "empty"),
+    ],
+)
+def test_a_trigger_gafu_refuses_is_refused_wherever_gafu_toml_is_read(tmp_path, trigger, needle):
+    config = Config()
+    config.project.trigger = trigger
+    path = tmp_path / "gafu.toml"
+    save_config(config, path)  # as if edited by hand after `gafu init`
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: [project] trigger") and needle in message
+
+
+def test_the_cli_refuses_a_trigger_edited_into_gafu_toml_before_touching_the_dataset(make_project):
+    import subprocess
+    import sys
+
+    from tests.conftest import gafu_env
+
+    project = make_project(n_target=2, n_reg=0)
+    text = project.config_path.read_text(encoding="utf-8")
+    project.config_path.write_text(text.replace('"mzh_style"', '"zz, style"'), encoding="utf-8")
+    for command in (["prep"], ["check"], ["tags", "add", "x", "-p"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "gafu", *command, str(project.root)],
+            env=gafu_env(),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "[project] trigger" in lines[0] and "comma" in lines[0]
+    assert not project.dataset_dir.exists()  # no `2_zz,_style` folder, no caption written

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import tomli_w
 
 from gafu import recipe
-from gafu.errors import ConfigError
+from gafu.errors import ConfigError, GafuError
 from gafu.families import DEFAULT_FAMILY, FAMILIES
 from gafu.fsio import read_text_utf8, write_text_atomic
 from gafu.versioning import upgrade
@@ -286,7 +286,21 @@ def load_config(path: Path) -> Config:
         if "\\" in text:
             hint = "Windows paths need forward slashes or 'single quotes' in TOML"
         raise ConfigError(f"{path} is not valid TOML ({exc})", path=path, hint=hint) from exc
-    return config_from_dict(data, source=str(path))
+    config = config_from_dict(data, source=str(path))
+    _check_trigger(config, path)
+    return config
+
+
+def _check_trigger(config: Config, path: Path) -> None:
+    """T3: a trigger edited into gafu.toml is held to what `gafu init` accepts (it names folders and tags)."""
+    from gafu.trigger import validate_trigger
+
+    try:
+        validate_trigger(config.project.trigger)
+    except GafuError as exc:
+        raise ConfigError(
+            f"{path}: [project] trigger: {exc}", path=path, hint="fix it in gafu.toml"
+        ) from None
 
 
 def _build(cls: type, data: Any, *, prefix: str, source: str, default: Any = None) -> Any:

@@ -125,7 +125,36 @@ def test_sizes_are_checked_for_the_mode_in_use(make_captioned_project):
     project.config.prep.mode = "bucket"
     assert not {"not-square", "not-multiple-of-64", "too-small"} & codes(run_check(project))
     project.config.prep.max_side = 960
-    assert finding(run_check(project), "too-large").message.startswith("a side over 960: 2 pictures")
+    too_large = finding(run_check(project), "too-large")
+    assert too_large.message.startswith("a side over 960: 2 pictures")
+    assert "[prep] max_side = 960" in too_large.hint  # the setting behind the finding
+    project.config.prep.mode = "pad"
+    assert '[prep] mode = "pad"' in finding(run_check(project), "not-square").hint
+
+
+def test_a_bars_tag_left_from_pad_mode_is_a_warning(make_project, tiny_tagger):
+    from gafu.prep.prepare import prepare
+    from gafu.project import Project
+    from gafu.tagging.tag import tag_project
+
+    project = make_project(n_target=2, n_reg=0)  # 96×64 originals: padded, they get top/bottom bars
+    project.config.tag.tagger = str(tiny_tagger)
+    save_config(project.config, project.config_path)
+    project = Project.open(project.root)
+    prepare(project, workers=1)
+    tag_project(project)
+    names = [p.path.relative_to(project.root).as_posix() for p in project.pictures("target")]
+    assert "letterboxed-without-bars" not in codes(run_check(project))
+    project.config.prep.mode = "bucket"  # switched: the pictures are remade without bars
+    save_config(project.config, project.config_path)
+    project = Project.open(project.root)
+    prepare(project, workers=1)
+    stale = finding(run_check(project), "letterboxed-without-bars")
+    assert stale.severity == "warning" and stale.rule == "T4" and stale.files == names
+    assert stale.hint.startswith("`gafu tags remove letterboxed --picture 2_mzh_style/t000.png")
+    command = stale.hint.split("`")[1].split()[1:]
+    assert main([*command, "-p", str(project.root)]) == 0  # the fix it suggests works
+    assert "letterboxed-without-bars" not in codes(run_check(project))
 
 
 def test_layout_problems(project):

@@ -151,3 +151,17 @@ def test_cli_reports_a_non_empty_folder_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("gafu: error:")
     assert "not made by `gafu demo`" in done.stderr
+
+
+def test_the_help_and_the_readme_give_the_same_running_time(capsys):
+    from pathlib import Path
+
+    from gafu.cli import main
+    from gafu.demo.run import RUNNING_TIME
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8").split())
+    assert RUNNING_TIME in shown and RUNNING_TIME in readme
+    assert "minutes" not in shown and "under a minute" not in readme

@@ -16,7 +16,7 @@ from gafu import recipe
 from gafu.errors import GafuError
 from gafu.families import get_family
 from gafu.models.tiny import UNET_CONFIG
-from gafu.network.files import load_network, lokr_metadata, read_lokr_file, save_network
+from gafu.network.files import load_network, lokr_metadata, model_hashes, read_lokr_file, save_network
 from gafu.network.lokr import build_network
 from gafu.network.settings import LokrSettings
 
@@ -82,7 +82,7 @@ def test_save_then_load_restores_identical_tensors_and_metadata(tmp_path, tiny_p
     path = save_network(network, tmp_path / "style.safetensors", metadata=metadata, dtype="fp32")
     saved = file_metadata(path)
     assert {k: saved[k] for k in metadata} == metadata
-    assert {"sshs_model_hash", "sshs_legacy_hash"} <= saved.keys()
+    assert "sshs_model_hash" in saved
 
     fresh = tiny_base.unet, tiny_base.text_encoders  # untouched by `trained_network`
     loaded = load_network(path, *fresh)
@@ -196,7 +196,6 @@ def test_metadata_follows_kohya_and_modelspec(tmp_path, tiny_parts, family, pred
     data = path.read_bytes()
     header_length = struct.unpack("<Q", data[:8])[0]
     assert meta["sshs_model_hash"] == hashlib.sha256(data[8 + header_length :]).hexdigest()
-    assert len(meta["sshs_legacy_hash"]) == 8
 
 
 # --- refusing other files ------------------------------------------------------------------------------
@@ -282,3 +281,34 @@ def test_saving_is_atomic_on_a_full_disk(tmp_path, tiny_parts, write_failure):
         )
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["style.safetensors"]
+
+
+def addnet_legacy_hash(path) -> str:
+    """sd-webui-additional-networks' `legacy_hash_file`, the reader of `sshs_legacy_hash`: the file
+    saved again with its `ss_*` metadata only, SHA-256 of 64 KiB at 1 MiB (AUTOMATIC1111's old
+    `sd_models.model_hash`)."""
+    from safetensors.torch import load_file, save
+
+    metadata = {k: v for k, v in file_metadata(path).items() if k.startswith("ss_")}
+    data = save(load_file(str(path)), metadata)
+    return hashlib.sha256(data[0x100000:0x110000]).hexdigest()[:8]
+
+
+def test_the_legacy_hash_is_the_one_its_reader_computes_and_left_out_when_it_would_hash_nothing(
+    tmp_path, tiny_parts
+):
+    small = save_network(
+        trained_network(tiny_parts, LOW_RANK), tmp_path / "small.safetensors", metadata=metadata_for(LOW_RANK)
+    )
+    assert small.stat().st_size < 0x100000
+    # Under 1 MiB there is nothing at 1 MiB to hash: the value would be SHA-256 of no bytes.
+    assert "sshs_legacy_hash" not in file_metadata(small)
+    assert addnet_legacy_hash(small) == hashlib.sha256(b"").hexdigest()[:8]
+    # A file over 1 MiB (the tiny model's LoKr files are not): the value its reader computes.
+    from safetensors.torch import save_file
+
+    tensors = {"lora_unet_a.lokr_w1": torch.randn(8, 8), "lora_unet_a.lokr_w2": torch.randn(640, 640)}
+    metadata = {**metadata_for(LOW_RANK), "gafu_plan": json.dumps(PLAN)}
+    _, legacy = model_hashes(tensors, metadata)
+    save_file(tensors, str(tmp_path / "large.safetensors"), metadata=metadata)
+    assert legacy == addnet_legacy_hash(tmp_path / "large.safetensors") != hashlib.sha256(b"").hexdigest()[:8]

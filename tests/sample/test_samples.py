@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,19 @@ def test_no_lokr_files_yet(sample_project):
         path.unlink()
     with pytest.raises(GafuError, match=r"no LoKr files in .*output"):
         render_samples(sample_project, SampleRequest(), device="cpu")
+
+
+def test_pictures_carry_no_folder_of_the_users_disk(sample_project, tiny_model):
+    from gafu.sample.grid import png_text
+
+    result = render_samples(sample_project, SampleRequest(weights=[1.0]), device="cpu")
+    pictures = sorted(result.folders[0].glob("p*.png")) + result.grids
+    local = {sample_project.root.as_posix(), tiny_model.root.resolve().as_posix(), str(tiny_model.root)}
+    for picture in pictures:
+        for key, value in png_text(picture).items():
+            assert not [folder for folder in local if folder in value], (picture.name, key, value)
+    # What a picture's settings are still tells a changed LoKr file apart: it is rendered again.
+    lokr = sample_project.output_dir / (result.folders[0].name + ".safetensors")
+    lokr.write_bytes(lokr.read_bytes() + b"")
+    os.utime(lokr, ns=(lokr.stat().st_atime_ns, lokr.stat().st_mtime_ns + 1_000_000_000))
+    assert render_samples(sample_project, SampleRequest(weights=[1.0]), device="cpu").rendered == 4

@@ -59,7 +59,7 @@ def _fixed_batch_loss(project, tiny_model, lokr) -> float:
     return torch.cat(losses).mean().item()
 
 
-def test_training_writes_the_plans_files_and_the_loss_goes_down(train_project, tiny_model):
+def test_training_writes_the_plans_files_and_the_loss_goes_down(train_project, tiny_model, tmp_path_factory):
     project = train_project(4, 4, epochs=4, unet_lr=5e-3, save_every_epochs=2)
     events = []
     result = train(project, callbacks=[events.append])
@@ -77,7 +77,10 @@ def test_training_writes_the_plans_files_and_the_loss_goes_down(train_project, t
     assert steps[0]["lr_unet"] == pytest.approx(5e-3, rel=0.3)  # cosine with restarts, one cycle per epoch
     assert steps[1]["lr_unet"] < steps[0]["lr_unet"] and steps[2]["lr_unet"] > steps[1]["lr_unet"]
     assert [e["event"] for e in _events(project)] == [e["event"] for e in events]
-    assert events[0]["event"] == "start" and events[-1] == {
+    # The latent cache is filled first (8 pictures, from 0 to 8), then the steps.
+    caching = [(e["done"], e["total"]) for e in events if e["event"] == "latents"]
+    assert caching[0] == (0, 8) and caching[-1] == (8, 8)
+    assert events[len(caching)]["event"] == "start" and events[-1] == {
         **events[-1],
         "event": "done",
         "path": "output/mzh_style.safetensors",
@@ -95,6 +98,14 @@ def test_training_writes_the_plans_files_and_the_loss_goes_down(train_project, t
     assert json.loads(metadata[PLAN_KEY])["batch"]["total_steps"] == 8
     assert metadata["ss_steps"] == "8" and metadata["ss_epoch"] == "4"
     assert json.loads(metadata["ss_tag_frequency"])["2_mzh_style"]["mzh_style"] == 4
+    # A shared LoKr shows no folder of the user's disk: the model by its file name, as sd-scripts.
+    local = [
+        tmp_path_factory.getbasetemp().resolve().as_posix(),
+        str(tmp_path_factory.getbasetemp().resolve()),
+    ]
+    assert not [key for key, value in metadata.items() if any(folder in value for folder in local)]
+    assert metadata["ss_sd_model_name"] == tiny_model.diffusers_dir.name
+    assert json.loads(metadata[PLAN_KEY])["model"]["path"] == tiny_model.diffusers_dir.name
     tensors = _tensors(result.lokr)
     assert any(k.startswith("lora_te1") and k.endswith("w2") and tensors[k].abs().sum() > 0 for k in tensors)
     # Learning: the loss on a fixed batch (fixed noise and timesteps) is lower with the LoKr.

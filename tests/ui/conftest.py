@@ -13,25 +13,18 @@ from typing import Any
 
 import pytest
 
-from gafu.config import save_config
 from gafu.project import Project
 from gafu.ui.server import UiServer, make_server
-from tests.conftest import write_captioned_set
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 
 
 @pytest.fixture
-def ui_project(make_project, tiny_tagger) -> Project:
+def ui_project(untagged_project) -> Project:
     """4 target and 3 regularization pictures, captioned by the tiny tagger (so tag scores are stored)."""
     from gafu.tagging.tag import tag_project
 
-    project = make_project(n_target=0, n_reg=0)
-    project.config.tag.tagger = str(tiny_tagger)
-    save_config(project.config, project.config_path)
-    project = Project.open(project.root)
-    write_captioned_set(project, "target", [None] * 4, seed=100)
-    write_captioned_set(project, "reg", [None] * 3, seed=50_000)
+    project = untagged_project(4, 3)
     tag_project(project)
     return Project.open(project.root)
 

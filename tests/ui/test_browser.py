@@ -208,3 +208,55 @@ def test_sample_page_renders_epochs_side_by_side_with_gafu_sample(
         browser, lambda d: all(img.get_attribute("naturalWidth") != "0" for img in by_css(d, "#compare img"))
     )
     shoot(browser, screenshot_dir, "sample")
+
+
+def start_on_train_page(browser, client) -> None:
+    """Open the Train page and press Start training."""
+    open_page(browser, client, "train")
+    wait(browser, lambda d: d.find_element("id", "train-start").is_enabled())
+    browser.find_element("id", "train-start").click()
+
+
+def test_a_saved_run_is_resumed_or_started_over_from_the_train_page(browser, ui_project, serve, monkeypatch):
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.3")
+    monkeypatch.setenv("FAKE_EPOCHS", "20")  # 60 steps: long enough to be stopped
+    start_on_train_page(browser, serve(ui_project.root))
+    wait(browser, lambda d: text_of(d, "m-step") != "–")  # a step is done
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.02")  # the runs started next go fast
+    browser.find_element("id", "train-stop").click()
+    wait(browser, lambda d: text_of(d, "train-state").startswith("stopped"))
+    # The page says what output/ holds and offers what can be done with it, not a start that fails.
+    wait(browser, lambda d: d.find_element("id", "train-resume").is_displayed())
+    assert not browser.find_element("id", "train-start").is_displayed()
+    assert "holds a run stopped at step" in text_of(browser, "train-saved")
+    wait(browser, lambda d: by_css(d, '.badge[data-stage="train"]')[0].text == "partial")
+    browser.find_element("id", "train-resume").click()
+    wait(browser, lambda d: text_of(d, "train-state").startswith("done"))
+    wait(browser, lambda d: "holds a finished run" in text_of(d, "train-saved"))
+    assert not browser.find_element("id", "train-resume").is_displayed()
+    browser.find_element("id", "train-restart").click()
+    wait(browser, lambda d: text_of(d, "train-state").startswith("started"))  # the new run's first event
+    wait(browser, lambda d: text_of(d, "train-state").startswith("done"))
+    assert len(list((ui_project.root / "output" / "runs").iterdir())) == 1  # the previous run, moved aside
+
+
+def test_a_start_that_fails_shows_why(browser, ui_project, serve, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "the model file is truncated")
+    start_on_train_page(browser, serve(ui_project.root))
+    wait(browser, lambda d: "gafu train failed: the model file is truncated" in text_of(d, "message"))
+    assert "bad" in browser.find_element("id", "message").get_attribute("class")
+
+
+def test_the_heading_needs_no_cjk_font(browser, ui_project, serve):
+    client = serve(ui_project.root)
+    open_page(browser, client, "dataset")
+    kanji = wait(browser, lambda d: by_css(d, ".brand .kanji"))[0]
+    # 画風 is drawn as outlines, so it shows where no installed font has these characters.
+    assert kanji.tag_name == "svg" and kanji.get_attribute("aria-label") == "画風"
+    assert by_css(browser, ".brand .kanji path") and kanji.size["width"] > 10
+    shown = browser.execute_script(
+        "const walk = document.createTreeWalker(document.querySelector('header'), NodeFilter.SHOW_TEXT);"
+        "let text = ''; while (walk.nextNode()) if (!walk.currentNode.parentElement.closest('svg'))"
+        " text += walk.currentNode.textContent; return text;"
+    )
+    assert "gafu" in shown and not {"画", "風"} & set(shown)  # no text left that needs a CJK font

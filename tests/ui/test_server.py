@@ -58,6 +58,7 @@ def test_state_lists_each_stage_in_workflow_order(ui_project, serve):
     assert client.get("/api/check").status == 200
     assert {s["name"]: s["status"] for s in client.get("/api/state").json["stages"]}["check"] == "done"
     caption = ui_project.pictures("target")[0].caption_path
+    caption.write_text(caption.read_text(encoding="utf-8") + ", smile", encoding="utf-8")
     later = time.time() + 5
     os.utime(caption, (later, later))  # a caption edited after the check ran
     assert {s["name"]: s["status"] for s in client.get("/api/state").json["stages"]}["check"] == "stale"
@@ -340,6 +341,79 @@ def test_a_training_run_outlives_the_server(ui_project, serve, monkeypatch):
     assert second.post("/api/train/start").status == 409
     second.post("/api/train/stop")
     assert process.wait(timeout=30) == 0
+
+
+def _train_stage(client) -> tuple[str, str]:
+    stage = {s["name"]: s for s in client.get("/api/state").json["stages"]}["train"]
+    return stage["status"], stage["detail"]
+
+
+def test_a_saved_run_offers_resume_and_start_over_and_a_refused_start_says_why(
+    ui_project, serve, monkeypatch
+):
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.2")
+    monkeypatch.setenv("FAKE_EPOCHS", "20")  # 60 steps: long enough to be stopped
+    client = serve(ui_project.root)
+    client.post("/api/train/start")
+    wait_for(lambda: b'"event": "step"' in client.get("/api/train/events?once=1").body)
+    assert client.post("/api/train/stop").status == 200
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.01")  # the runs started next go fast
+    wait_for(lambda: not client.get("/api/train/status").json["running"])
+    saved = client.get("/api/train/status").json["run"]
+    step = saved["saved_step"]
+    assert saved["resumable"] and not saved["finished"] and saved["total_steps"] == 60 and step < 60
+    # The badge says the run stopped (not "todo"), and its stop file is a step, not the final file.
+    assert _train_stage(client) == ("partial", f"stopped at step {step} of 60: resume or start over")
+    lokr = client.get("/api/outputs").json["lokr"]
+    assert (lokr[-1]["kind"], lokr[-1]["label"]) == ("step", f"step {step}")
+    assert "final" not in [f["label"] for f in lokr]
+    refused = client.post("/api/train/start", {"mode": "new"})
+    assert refused.status == 409
+    assert f"holds a stopped run saved at step {step}" in refused.json["error"]
+    assert "--resume" in refused.json["error"] and "--restart" in refused.json["error"]
+    assert client.post("/api/train/start", {"mode": "resume"}).status == 200
+    wait_for(lambda: client.get("/api/train/status").json["run"]["finished"])
+    wait_for(lambda: not client.get("/api/train/status").json["running"])
+    assert (
+        client.post("/api/train/start", {"mode": "resume"})
+        .json["error"]
+        .startswith(f"the run in {ui_project.root / 'output'} is already finished")
+    )
+    assert "holds a finished run" in client.post("/api/train/start").json["error"]
+    first_run = sorted(p.name for p in (ui_project.root / "output").glob("*.safetensors"))
+    assert client.post("/api/train/start", {"mode": "restart"}).status == 200
+    wait_for(lambda: not client.get("/api/train/status").json["running"])
+    runs = list((ui_project.root / "output" / "runs").iterdir())
+    assert len(runs) == 1 and sorted(p.name for p in runs[0].glob("*.safetensors")) == first_run
+    assert client.post("/api/train/start", {"mode": "later"}).status == 400
+
+
+def test_a_run_that_fails_as_it_starts_reports_its_error(ui_project, serve, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "the model file is truncated")
+    client = serve(ui_project.root)
+    assert client.post("/api/train/start").status == 200
+    wait_for(lambda: client.get("/api/train/status").json["ended"] is not None)
+    ended = client.get("/api/train/status").json["ended"]
+    assert ended["returncode"] == 2 and ended["error"] == "the model file is truncated"
+    assert not (ui_project.root / "output" / "logs" / "ui-train.log").exists()  # kept out of output/
+
+
+def test_stages_are_not_stale_after_an_undo_restored_their_inputs(ui_project, serve):
+    client = serve(ui_project.root)
+    assert client.get("/api/check").status == 200
+    assert client.get("/api/plan").json["error"] is None
+
+    def status() -> dict[str, str]:
+        return {s["name"]: s["status"] for s in client.get("/api/state").json["stages"]}
+
+    assert status()["check"] == status()["plan"] == "done"
+    target = [p.path.relative_to(ui_project.root).as_posix() for p in ui_project.pictures("target")]
+    time.sleep(0.05)  # the edit is newer than the reports on any file system clock
+    edit = {"action": "add", "tags": ["red scarf"], "pictures": target[:1]}
+    assert client.post("/api/tags/edit", edit).status == 200
+    assert status()["check"] == status()["plan"] == "stale"
+    assert client.post("/api/tags/undo", {}).status == 200
+    assert status()["check"] == status()["plan"] == "done"  # the captions are the ones they were made from
 
 
 # --- sampling -------------------------------------------------------------------------------------------

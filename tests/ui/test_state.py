@@ -48,4 +48,8 @@ def test_partial_done_and_stale(make_project):
     later(output / "mzh_style.safetensors", 40)
     assert states(project)["sample"] == "stale"  # a LoKr newer than the latest grid
     later(project.config_path, 50)
+    assert states(project)["train"] == "done"  # touched, but the same: nothing the run read changed
+    with project.config_path.open("a", encoding="utf-8") as config:
+        config.write("# a note\n")
+    later(project.config_path, 60)
     assert states(project)["train"] == "stale"  # gafu.toml changed since the run

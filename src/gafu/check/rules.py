@@ -14,6 +14,7 @@ from gafu.check.pictures import FactsResult
 from gafu.check.report import Finding, Severity, count_of
 from gafu.check.scan import SetScan
 from gafu.config import Config, SetName
+from gafu.errors import GafuError
 from gafu.images import near_duplicate_pairs
 from gafu.prep.manifest import Manifest
 from gafu.project import Project
@@ -218,33 +219,84 @@ def check_trigger(inp: CheckInput) -> list[Finding]:
 
 # --- T4: unwanted features ----------------------------------------------------------------
 def check_bars(inp: CheckInput) -> list[Finding]:
-    """T4: pictures prep added bars to carry `letterboxed` / `pillarboxed`."""
+    """T4: pictures prep added bars to carry `letterboxed` / `pillarboxed`, and only those.
+
+    After prep switches from pad to bucket mode, captions keep the tag gafu tag gave the padded
+    picture. A picture whose current version the tagger itself scored as having bars, or that
+    gafu never tagged, is left alone: its bars may be the original's own.
+    """
     found = []
     for bars in (recipe.LETTERBOXED, recipe.PILLARBOXED):
-        untagged = [
-            c.picture.path
-            for which in ("target", "reg")
-            for c in inp.captioned(which)
-            if c.has_caption
-            and inp.manifest.bars_for(inp.name(c.picture.path)) == bars
-            and not contains_tag(c.tags, bars)
-        ]
-        if untagged:
-            names = inp.names(untagged)
-            found.append(
-                Finding(
-                    "warning",
-                    "T4",
-                    f"{bars}-untagged",
-                    f"prep added {'top/bottom' if bars == recipe.LETTERBOXED else 'left/right'} bars to "
-                    f"{count_of(len(untagged), 'picture')} whose caption lacks {bars!r}: the bars get "
-                    "learned as style (RECIPE T4)",
-                    names,
-                    f"`gafu tags add {bars} --picture {' '.join(_short_names(names[:10]))}`"
-                    + (" (and the rest, listed in --json)" if len(names) > 10 else ""),
-                )
-            )
+        untagged = _captioned_where(
+            inp,
+            lambda which, c, bars=bars: (
+                inp.manifest.bars_for(inp.name(c.picture.path)) == bars and not contains_tag(c.tags, bars)
+            ),
+        )
+        stale = _captioned_where(
+            inp,
+            lambda which, c, bars=bars: (
+                contains_tag(c.tags, bars)
+                and (entry := inp.manifest.entries.get(inp.name(c.picture.path))) is not None
+                and entry.bars != bars
+                and not _tagger_saw(inp, which, c.picture.path, bars)
+            ),
+        )
+        sides = "top/bottom" if bars == recipe.LETTERBOXED else "left/right"
+        found += inp.about(
+            untagged,
+            "warning",
+            "T4",
+            f"{bars}-untagged",
+            f"prep added {sides} bars to {count_of(len(untagged), 'picture')} whose caption lacks "
+            f"{bars!r}: the bars get learned as style (RECIPE T4)",
+            _tags_command(f"add {bars}", inp.names(untagged)),
+        )
+        found += inp.about(
+            stale,
+            "warning",
+            "T4",
+            f"{bars}-without-bars",
+            f"{count_of(len(stale), 'caption')} hold {bars!r}, but prep made the picture without such "
+            "bars (prepared again since, e.g. in bucket mode): the tag now describes nothing in the "
+            "picture (RECIPE T4)",
+            _tags_command(f"remove {bars}", inp.names(stale)),
+        )
     return found
+
+
+def _captioned_where(inp: CheckInput, keep: Callable[[SetName, CaptionedPicture], bool]) -> list[Path]:
+    """Pictures of both sets that have a caption and pass `keep(set, picture)`."""
+    return [
+        c.picture.path
+        for which in ("target", "reg")
+        for c in inp.captioned(which)
+        if c.has_caption and keep(which, c)
+    ]
+
+
+def _tagger_saw(inp: CheckInput, which: SetName, path: Path, bars: str) -> bool:
+    """True unless the kept tag scores are of another version of the picture, or rate `bars` low."""
+    from gafu.fsio import sha256_file
+    from gafu.tagging.scores import load_scores, scores_path
+
+    try:
+        scores = load_scores(scores_path(inp.project.tag_scores_dir, which), which)
+    except GafuError:
+        return True  # unreadable bookkeeping: say nothing rather than guess
+    entry = scores.pictures.get(inp.name(path))
+    if entry is None:
+        return True  # never tagged by gafu: the caption is the user's own
+    if entry.picture_sha256 != sha256_file(path):
+        return False  # scored on the picture as it was before prep remade it
+    threshold = (inp.config.tag.target if which == "target" else inp.config.tag.reg).threshold
+    return entry.scores.general.get(bars, 0.0) >= threshold
+
+
+def _tags_command(action: str, names: list[str]) -> str:
+    """The `gafu tags ACTION --picture …` hint for pictures (the first ten; --json lists them all)."""
+    more = " (and the rest, listed in --json)" if len(names) > 10 else ""
+    return f"`gafu tags {action} --picture {' '.join(_short_names(names[:10]))}`{more}"
 
 
 def _short_names(names: list[str]) -> list[str]:
@@ -283,6 +335,16 @@ def check_sizes(inp: CheckInput) -> list[Finding]:
         "too-large": f"a side over {limit}",
         "not-multiple-of-64": f"a side not a multiple of {recipe.BUCKET_STEP}, which bucketing crops",
     }
+    again = "run `gafu prep` again (it remakes pictures whose settings changed)"
+    settings = {  # the gafu.toml setting behind each finding, named in its hint
+        "not-square": f'[prep] mode = "pad" makes squares: {again}',
+        "too-large": (
+            f"[prep] max_side = {inp.config.prep.max_side} sets this limit: {again}, or raise max_side"
+            if mode == "bucket"
+            else f"[prep] side sets the square's side ({recipe.PAD_SIDE_RANGE[0]}–{limit}): {again}"
+        ),
+        "not-multiple-of-64": f'[prep] mode = "bucket" makes sides multiples of 64: {again}',
+    }
     found = [
         Finding(
             "warning",
@@ -290,7 +352,7 @@ def check_sizes(inp: CheckInput) -> list[Finding]:
             code,
             f"{messages[code]}: {count_of(len(paths), 'picture')} ({mode} mode, RECIPE D4)",
             inp.names(paths),
-            "run `gafu prep` again (it remakes pictures whose settings changed)",
+            settings.get(code, again),
         )
         for code, paths in problems.items()
     ]

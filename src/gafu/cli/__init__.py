@@ -8,9 +8,11 @@ import os
 import sys
 
 from gafu import __version__
+from gafu.cpu import prepare_environment
 from gafu.errors import GafuError
 
-# Sub-commands in workflow order; each `gafu.cli.<name>` has HELP, add_arguments(parser), run(args).
+# Sub-commands in workflow order; each `gafu.cli.<name>` has HELP, add_arguments(parser), run(args)
+# and may have rewrite_args(args), which turns another accepted order of its arguments into the parser's.
 COMMANDS = ["init", "prep", "tag", "tags", "check", "plan", "train", "sample", "eval", "ui", "demo"]
 
 
@@ -37,10 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         if reconfigure is not None:
             reconfigure(errors="replace")
     # gafu prints its own progress and one-line errors; the libraries' notices (a dtype cast on
-    # a model without fp32-only modules, a missing optional torchvision) would only add noise.
-    # A user's own setting of these variables wins.
+    # a model without fp32-only modules, a missing optional torchvision) and their bars (loading
+    # a tiny text encoder's weights) would only add noise. A user's own setting of these wins.
     for library in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
         os.environ.setdefault(library, "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    prepare_environment()  # before torch loads: OpenMP threads that sleep, not spin (gafu.cpu)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:  # a command may accept another order of its arguments
+        rewrite = getattr(importlib.import_module(f"gafu.cli.{argv[0]}"), "rewrite_args", None)
+        if rewrite is not None:
+            argv = [argv[0], *rewrite(argv[1:])]
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -51,10 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `gafu sample`."""
+    from gafu.cpu import use_cpu_threads
     from gafu.project import Project
     from gafu.reports import write_report
+    from gafu.sample.progress import PictureBar
     from gafu.sample.samples import SampleRequest, render_samples
 
+    use_cpu_threads()  # as many threads as idle cores: a busy machine slows it, not stalls it
     project = Project.open(args.project)
     request = SampleRequest(
         lokr_files=list(args.lokr or []),
@@ -64,18 +67,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         reuse=not args.force,
     )
-    bar = None
-    if not args.json and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(unit="picture", file=sys.stderr, dynamic_ncols=True)
+    bar = PictureBar(enabled=not args.json and sys.stderr.isatty())
     try:
         result = render_samples(
-            project, request, device=args.device, on_picture=(lambda *_: bar.update()) if bar else None
+            project, request, device=args.device, on_picture=bar.picture, on_start=bar.start
         )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     write_report(project.reports_dir, "sample", result.to_dict())
     if args.json:
         print_json(result.to_dict())

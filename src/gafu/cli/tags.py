@@ -21,11 +21,13 @@ WHERE_SYNTAX = """--where syntax (types the same in bash, cmd and PowerShell):
   "white_dress or black_dress"     has at least one
   "no:chibi no:sketch"             has neither
 Write spaces inside a tag as _. Several --where options must all hold."""
+ACTIONS = ("add", "remove", "replace", "tidy", "show", "stats", "undo", "history")
 SET_HELP = "which captions: target, reg or both (default: both; T5 removals use --set target)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gafu tags`: one sub-command per action."""
+    parser.usage = "%(prog)s [PROJECT] ACTION ... (or: %(prog)s ACTION ... -p PROJECT)"
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="add tags (at the end) to the captions that lack them")
@@ -59,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common_options(undo)
     history = actions.add_parser("history", help="the recorded edits that undo can revert, newest first")
     _common_options(history)
+
+
+def rewrite_args(args: list[str]) -> list[str]:
+    """`tags PROJECT ACTION …` (the project first, as in every other command) → `tags ACTION -p PROJECT …`."""
+    if len(args) >= 2 and args[0] not in ACTIONS and not args[0].startswith("-") and args[1] in ACTIONS:
+        return [args[1], "--project", args[0], *args[2:]]
+    return args
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:

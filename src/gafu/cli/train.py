@@ -1,7 +1,8 @@
 """Train the LoKr the plan describes: LoKr files per saved epoch, resumable states, logs, samples.
 
 A new run resolves the plan (as `gafu plan` prints it) and saves it as output/plan.json;
-`--resume` continues the last saved state with that plan. Ctrl-C (or SIGTERM, or a file named
+`--resume` continues the last saved state with that plan; `--restart` starts over, moving the
+previous run's files to output/runs/<date>/ (nothing is deleted). Ctrl-C (or SIGTERM, or a file named
 STOP in output/) ends the run after the current step with a LoKr and a state saved. On several
 GPUs: `accelerate launch -m gafu train PROJECT` (the effective batch stays the plan's).
 """
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument(
         "--restart",
         action="store_true",
-        help="start over although output/ holds a run (its states are removed)",
+        help="start over although output/ holds a run (it is moved to output/runs/<date>/)",
     )
     parser.add_argument("--vram", type=float, metavar="GB", help="GPU memory to plan for (default: detected)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -32,11 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `gafu train`."""
     from gafu.cli.output import print_json, warn
+    from gafu.cpu import use_cpu_threads
     from gafu.errors import GafuError
     from gafu.project import Project
     from gafu.train import train
+    from gafu.train.runs import check_start
 
     project = Project.open(args.project)
+    # The lock and a saved run first: a refusal must not wait for minutes of planning.
+    check_start(project.output_dir, resume=args.resume, restart=args.restart)
+    use_cpu_threads()  # as many threads as idle cores: a busy machine slows it, not stalls it
     plan = None
     if args.resume:
         if args.vram is not None:

@@ -1,4 +1,4 @@
-"""`gafu demo`: the whole recipe on a synthetic dataset and a tiny model, in minutes on a CPU.
+"""`gafu demo`: the whole recipe on a synthetic dataset and a tiny model, in about a minute on a CPU.
 
 Everything is made here by gafu's own code — pictures in a target style and in other styles,
 a tiny SDXL-architecture base model saved as a single file, a tiny WD-format tagger — and then
@@ -24,12 +24,14 @@ from gafu.errors import GafuError
 from gafu.fsio import read_json, write_json_atomic
 
 DEMO_TRIGGER = "flatink_style"
+# What the help and the README say (docs/benchmarks.md has the measured times).
+RUNNING_TIME = "about a minute on two CPU cores"
 MARKER = "gafu-demo.json"  # marks a folder as made by `gafu demo`, so --force may replace it
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's deviations from the recipe, each there to finish in minutes on 2 CPU cores."""
+    """The demo's deviations from the recipe, each there to finish in about a minute on 2 CPU cores."""
 
     pictures: int = 12  # per set; the recipe's 40+ (D1) is for real styles
     epochs: int = 10  # P1's 200 epochs are for a real model
@@ -75,8 +77,12 @@ def run_demo(
     *,
     force: bool = False,
     on_stage: StageListener | None = None,
+    progress_bar: bool = False,
 ) -> DemoResult:
-    """Make the demo's inputs in `folder`, run every stage on them and write `folder/report.html`."""
+    """Make the demo's inputs in `folder`, run every stage on them and write `folder/report.html`.
+
+    `progress_bar`: draw the training and sampling bars on stderr (for a terminal).
+    """
     settings = settings or DemoSettings()
     folder = _fresh_folder(Path(folder), force=force)
     stages: list[StageRecord] = []
@@ -93,9 +99,9 @@ def run_demo(
     _timed("check", lambda: _check(project), record)
     _timed("plan", lambda: _plan(project), record)
     result = DemoResult(folder=folder, project=project.root, report=folder / "report.html", stages=stages)
-    _timed("train", lambda: _train(project, result), record)
+    _timed("train", lambda: _train(project, result, progress_bar), record)
     _timed("eval", lambda: _eval(project, result), record)
-    _timed("sample", lambda: _sample(project, result), record)
+    _timed("sample", lambda: _sample(project, result, progress_bar), record)
 
     from gafu.demo.report import write_demo_report
 
@@ -244,7 +250,7 @@ def _plan(project) -> tuple[None, str, dict]:
     return None, text, {"batch": dataclasses.asdict(batch), "warnings": plan.warnings}
 
 
-def _train(project, result: DemoResult) -> tuple[None, str, dict]:
+def _train(project, result: DemoResult, progress_bar: bool) -> tuple[None, str, dict]:
     from gafu.network.files import read_lokr_file
     from gafu.train.run import train
 
@@ -256,7 +262,7 @@ def _train(project, result: DemoResult) -> tuple[None, str, dict]:
         elif event.get("event") == "eval":
             result.style.append(event)
 
-    run = train(project, callbacks=[listen])
+    run = train(project, callbacks=[listen], progress_bar=progress_bar)
     result.lokr = run.lokr
     lokr = read_lokr_file(run.lokr)
     text = (
@@ -282,11 +288,16 @@ def _eval(project, result: DemoResult) -> tuple[None, str, dict]:
     return None, text, {"report": report, "suggestion": result.evaluation["suggestion"]}
 
 
-def _sample(project, result: DemoResult) -> tuple[None, str, dict]:
+def _sample(project, result: DemoResult, progress_bar: bool) -> tuple[None, str, dict]:
+    from gafu.sample.progress import PictureBar
     from gafu.sample.samples import SampleRequest, render_samples
 
     request = SampleRequest(lokr_files=[result.lokr] if result.lokr else [])
-    samples = render_samples(project, request)
+    bar = PictureBar(enabled=progress_bar)
+    try:
+        samples = render_samples(project, request, on_start=bar.start, on_picture=bar.picture)
+    finally:
+        bar.close()
     result.grids = list(samples.grids)
     weights = project.config.sample.weights
     text = (

@@ -3,7 +3,8 @@
 The metadata follows kohya's sd-scripts (`train_network.py`, `library/sai_model_spec.py`):
 `ss_network_module = lycoris.kohya` with `ss_network_args` tells every UI to read the file as a
 LyCORIS network; `ss_base_model_version = sdxl_base_v1-0` is how AUTOMATIC1111/Forge list it as
-SDXL; `sshs_model_hash` is the hash they would otherwise compute. gafu adds its plan as JSON.
+SDXL; `sshs_model_hash` is the hash they would otherwise compute. gafu adds its plan as JSON,
+with local paths reduced to file names (`shareable_plan`), as sd-scripts writes the model's.
 """
 
 from __future__ import annotations
@@ -143,11 +144,17 @@ def settings_from_metadata(metadata: Mapping[str, str], module_names: list[str])
 
 
 # --- hashes (sd-scripts' `precalculate_safetensors_hashes`) ---------------------------------------
-def model_hashes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> tuple[str, str]:
-    """`sshs_model_hash` and `sshs_legacy_hash` as sd-scripts computes them.
+LEGACY_HASH_AT, LEGACY_HASH_BYTES = 0x100000, 0x10000  # AUTOMATIC1111's old model hash: 64 KiB at 1 MiB
 
-    The first is the SHA-256 of the file's tensor bytes (what AUTOMATIC1111 computes for a LoRA);
-    the legacy one hashes 64 KiB at offset 1 MiB of the file as written with `ss_*` metadata only.
+
+def model_hashes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> tuple[str, str | None]:
+    """`sshs_model_hash` and `sshs_legacy_hash` as sd-scripts computes them and their readers check them.
+
+    The first is the SHA-256 of the file's tensor bytes: what AUTOMATIC1111 computes for a LoRA
+    (`hashes.addnet_hash_safetensors`). The legacy one is what sd-webui-additional-networks, its
+    only reader, computes (`legacy_hash_file`): 64 KiB at 1 MiB of the file saved with `ss_*`
+    metadata only (AUTOMATIC1111's old `sd_models.model_hash`). None for a file shorter than
+    1 MiB, where that would be the hash of no bytes at all (`e3b0c442`), the same for every file.
     """
     from safetensors.torch import save
 
@@ -155,9 +162,9 @@ def model_hashes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str
     header_length = int.from_bytes(data.read(8), "little")
     data.seek(8 + header_length)
     model_hash = hashlib.sha256(data.read()).hexdigest()
-    data.seek(0x100000)
-    legacy_hash = hashlib.sha256(data.read(0x10000)).hexdigest()[:8]
-    return model_hash, legacy_hash
+    data.seek(LEGACY_HASH_AT)
+    legacy = data.read(LEGACY_HASH_BYTES)
+    return model_hash, (hashlib.sha256(legacy).hexdigest()[:8] if legacy else None)
 
 
 # --- save -----------------------------------------------------------------------------------------
@@ -174,7 +181,9 @@ def save_network(
         for key, value in network.state_dict().items()
     }
     full = {str(k): str(v) for k, v in metadata.items()}
-    full["sshs_model_hash"], full["sshs_legacy_hash"] = model_hashes(tensors, full)
+    full["sshs_model_hash"], legacy_hash = model_hashes(tensors, full)
+    if legacy_hash is not None:
+        full["sshs_legacy_hash"] = legacy_hash
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=full)

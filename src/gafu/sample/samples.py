@@ -10,8 +10,8 @@ when it exists, else the project's plan as `gafu plan` resolves it.
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +19,10 @@ from gafu.errors import GafuError
 from gafu.project import Project
 from gafu.sample.grid import write_index
 from gafu.sample.prompts import SamplePrompt, plan_prompts, read_prompts_file
-from gafu.sample.sheet import PictureDone, Row, render_sheet, weight_rows
+from gafu.sample.sheet import COLUMNS, PictureDone, Row, render_sheet, weight_rows
+from gafu.train.runs import current_run, lokr_files
 
 EPOCH_WEIGHT = 1.0  # P1: "about 100 epochs at weight 1.0 is typically good": epochs compare at 1.0
-_EPOCH_FILE = re.compile(r"-e(\d+)$")
 
 
 @dataclass
@@ -72,12 +72,23 @@ class Sheet:
 
 
 def render_samples(
-    project: Project, request: SampleRequest, *, device=None, on_picture: PictureDone | None = None
+    project: Project,
+    request: SampleRequest,
+    *,
+    device=None,
+    on_picture: PictureDone | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> SampleResult:
-    """Render the requested grids under `output/samples/` and rebuild `output/samples/index.html`."""
+    """Render the requested grids under `output/samples/` and rebuild `output/samples/index.html`.
+
+    `on_start(pictures)` is told how many pictures the sheets hold (rendered or kept) before the
+    model loads; `on_picture` is called after each.
+    """
     plan, plan_source = sampling_plan(project)
     prompts = sample_prompts(plan, request)
     sheets = plan_sheets(project, plan, request)
+    if on_start is not None:
+        on_start(sum(len(sheet.rows) for sheet in sheets) * len(prompts) * len(COLUMNS))
     base = _load_model(project, plan, device)
     from gafu.sample.training import renderer_for
 
@@ -176,28 +187,16 @@ def epoch_file(project: Project, plan, epoch: int) -> Path:
 
 
 def epoch_files(project: Project, plan) -> dict[int, Path]:
-    """Saved epochs → their LoKr files in `output/`."""
-    found = {}
-    for path in project.output_dir.glob(f"{glob_escape(plan.run.output_name)}-e*.safetensors"):
-        match = _EPOCH_FILE.search(path.stem)
-        if match and path.stem == f"{plan.run.output_name}-e{match.group(1)}":
-            found[int(match.group(1))] = path
-    return found
-
-
-def glob_escape(text: str) -> str:
-    """`text` with glob's special characters taken literally."""
-    return re.sub(r"([*?\[])", r"[\1]", text)
+    """Saved epochs of the current run → their LoKr files in `output/`."""
+    files = lokr_files(project.output_dir, plan.run.output_name)
+    return {f.number: f.path for f in files if f.kind == "epoch"}
 
 
 def latest_lokr(project: Project, plan) -> Path:
-    """The finished LoKr (`output/<name>.safetensors`), else the latest saved epoch."""
-    final = project.output_dir / f"{plan.run.output_name}.safetensors"
-    if final.is_file():
-        return final
-    saved = epoch_files(project, plan)
-    if saved:
-        return saved[max(saved)]
+    """The current run's latest LoKr: the finished file, else the latest epoch or stop."""
+    latest = current_run(project.output_dir, plan.run.output_name).latest
+    if latest is not None:
+        return latest.path
     raise GafuError(
         f"no LoKr files in {project.output_dir}",
         hint="train first (`gafu train`), or name files with --lokr FILE …",
@@ -222,9 +221,16 @@ def _existing(path: Path) -> Path:
 
 
 def _file_id(path: Path) -> str:
-    """A LoKr file's identity: its path, size and modification time (cheaper than hashing 200 MB)."""
+    """A LoKr file's identity: its path, size and modification time (cheaper than hashing 200 MB).
+
+    Kept in each picture, hashed: a picture someone posts names no folder of theirs.
+    """
     stat = path.stat()
-    return f"{path.resolve().as_posix()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return _digest(f"{path.resolve().as_posix()}:{stat.st_size}:{stat.st_mtime_ns}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -263,11 +269,11 @@ def network_loader(base, plan):
 
 
 def _identity(base, plan) -> str:
-    """What decides the pictures besides the prompt: the base model, its dtype and the noise schedule."""
+    """What decides the pictures besides the prompt (base model, dtype, noise schedule), hashed."""
     source = base.source.path
     stat = source.stat() if source.exists() else None
     stamp = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
-    return (
+    return _digest(
         f"{source.as_posix()}:{stamp}|{base.unet.dtype}|{plan.model.prediction_type}|"
         f"ztsnr={plan.loss.zero_terminal_snr}|{plan.sample.timestep_spacing}|rescale={plan.sample.guidance_rescale}"
     )

@@ -103,7 +103,7 @@ def cached_latents(
     """Latents of every picture (read from the cache, or encoded once and written to it).
 
     Returns the latents by picture path and how many were encoded now. `on_progress(done, total)`
-    is called as pictures are encoded.
+    is called before the first picture is encoded and after each batch.
     """
     from safetensors.torch import load_file
 
@@ -133,6 +133,8 @@ def _encode(missing, vae, device, result, on_progress) -> None:
     if vae.dtype != torch.float32:
         vae.to(dtype=torch.float32)  # SDXL's VAE overflows in fp16
     done = 0
+    if on_progress is not None:
+        on_progress(0, len(missing))
     try:
         for items in by_bucket.values():
             for start in range(0, len(items), ENCODE_BATCH):

@@ -1,13 +1,17 @@
 """What a run writes under `output/` (DESIGN.md): LoKr files, the run's plan, samples.
 
 LoKr files are written by the network issue's `save_network` with `lokr_metadata`, so they load in
-every UI (kohya/LyCORIS names, `ss_*` and `modelspec.*` metadata) and carry the run's plan.
+every UI (kohya/LyCORIS names, `ss_*` and `modelspec.*` metadata) and carry the run's plan. A LoKr
+is made to be shared, so its metadata names no folder of the user's disk: local files by their
+name (sd-scripts writes the model's base name), the project's own paths relative to it.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from gafu.families import get_family
 from gafu.network.files import lokr_metadata, save_network
@@ -62,6 +66,39 @@ class RunPaths:
         return self.samples / f"e{epoch:06d}"
 
 
+def local_name(value: str) -> str:
+    """A local path as a shared file shows it: its name; a hub repo id or a relative path as written."""
+    path = PureWindowsPath(value)  # splits at `/` and `\\` alike
+    outside = PurePosixPath(value).is_absolute() or path.is_absolute() or value.startswith("~")
+    return path.name if outside or ".." in path.parts else value
+
+
+def shareable_plan(data: dict[str, Any], project_root: Path) -> dict[str, Any]:
+    """`Plan.to_dict()` data naming no folder of the user's: model files by name, project paths relative."""
+    model = data["model"]
+    names = {
+        model[key]: local_name(model[key]) for key in ("path", "config", "tokenizers", "vae") if model[key]
+    }
+    root = project_root.resolve()
+    for form in {str(root), root.as_posix()}:
+        names.update({form + os.sep: "", form + "/": "", form: "."})
+    # Longest first: a file's path is replaced before the folder that holds it.
+    ordered = sorted(((old, new) for old, new in names.items() if old != new), key=lambda p: -len(p[0]))
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for old, new in ordered:
+                value = value.replace(old, new)
+            return value
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    return clean(data)
+
+
 @dataclass
 class LokrWriter:
     """Saves the network being trained with the run's metadata."""
@@ -69,6 +106,7 @@ class LokrWriter:
     plan: Plan
     tag_frequency: dict[str, dict[str, int]]
     started_at: float
+    project_root: Path
     saved: list[Path] = field(default_factory=list)
 
     def save(
@@ -86,8 +124,8 @@ class LokrWriter:
             steps=step,
             tag_frequency=self.tag_frequency,
             trigger=plan.trigger,
-            plan=plan.to_dict(),
-            base_model=plan.model.path,
+            plan=shareable_plan(plan.to_dict(), self.project_root),
+            base_model=local_name(plan.model.path),
             training_started_at=self.started_at,
         )
         metadata.update(extra or {})

@@ -1,9 +1,10 @@
 """How a run tells the outside world: progress events to callbacks, `output/logs/progress.jsonl`
 (for other processes, e.g. the UI), TensorBoard and a progress bar.
 
-Events are plain dicts, the same for every listener (CONTRACTS.md): `start`, `step`, `save`,
-`eval` (the style probe's figures of the file just saved), `sample`, and one of `done`,
-`stopped`, `error`. Only the main process reports.
+Events are plain dicts, the same for every listener (CONTRACTS.md): `latents` (the cache being
+filled, before the first step), `start`, `step`, `save`, `eval` (the style probe's figures of the
+file just saved), `sample`, `stopping` (a stop was asked for: the run ends after the step in
+progress), and one of `done`, `stopped`, `error`. Only the main process reports.
 """
 
 from __future__ import annotations
@@ -99,18 +100,26 @@ class TensorBoardLog:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr: step, epoch, loss, learning rate, samples/s and ETA."""
+    """tqdm bars on stderr: the latent cache, then step, epoch, loss, learning rate, samples/s and ETA.
+
+    A stop request is printed even without bars (a Ctrl-C must be answered at once).
+    """
 
     def __init__(self, enabled: bool = True):
         self._enabled = enabled
         self._bar = None
+        self._latents = None
 
     def __call__(self, event: Event) -> None:
-        """Move the bar on `step` events; print saves and the end."""
+        """Move the bars on `latents` and `step` events; print saves, a stop request and the end."""
+        kind = event["event"]
+        if kind == "stopping":
+            self._write(f"gafu: {event['message']}")
         if not self._enabled:
             return
-        kind = event["event"]
-        if kind == "start":
+        if kind == "latents":
+            self._latents_event(event)
+        elif kind == "start":
             from tqdm import tqdm
 
             done = event["resumed_from"] or 0
@@ -130,6 +139,25 @@ class ProgressBar:
         elif kind in ("done", "stopped", "error") and self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def _latents_event(self, event: Event) -> None:
+        if self._latents is None:
+            from tqdm import tqdm
+
+            self._latents = tqdm(
+                total=event["total"], unit="picture", desc="encoding latents", file=sys.stderr
+            )
+        self._latents.update(event["done"] - self._latents.n)
+        if event["done"] >= event["total"]:
+            self._latents.close()
+            self._latents = None
+
+    def _write(self, line: str) -> None:
+        """A line above the bars (or a plain line on stderr)."""
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 class Reporter:

@@ -27,6 +27,7 @@ from gafu.train.loop import Diverged, TrainingRun, diverged_error, run_loop
 from gafu.train.noise import loss_snr_table, noise_scheduler
 from gafu.train.outputs import LokrWriter, RunPaths
 from gafu.train.progress import Callback, ProgressBar, ProgressLog, Reporter, TensorBoardLog, Throughput
+from gafu.train.runs import check_start, move_aside
 from gafu.train.state import (
     StopRequest,
     list_states,
@@ -77,11 +78,15 @@ def train(
         listeners += [ProgressLog(paths.progress), TensorBoardLog(paths.logs), ProgressBar(progress_bar)]
     report = Reporter(listeners if main else [])
     lock = train_lock(paths.output) if main else contextlib.nullcontext()
+    notes: list[str] = []
     with lock, stop_on_signals(StopRequest(paths.stop_file)) as stop:
         if main and not resume:
+            moved = move_aside(paths.output)  # a new run starts in an output/ of its own
+            if moved is not None:
+                notes.append(f"the previous run was moved to {data.relative(moved, project.root)}/")
             save_plan(plan, paths.plan)  # the plan of the run, next to what it makes
         try:
-            return _train(project, plan, paths, accelerator, report, stop, resume=resume)
+            return _train(project, plan, paths, accelerator, report, stop, resume=resume, notes=notes)
         except GafuError as exc:
             report("error", message=str(exc), path=None)
             raise
@@ -92,25 +97,11 @@ def train(
 
 def _run_plan(project: Project, paths: RunPaths, plan: Plan | None, *, resume: bool, restart: bool) -> Plan:
     """The plan of this run: output/plan.json to resume; else the given or freshly resolved one."""
-    states = list_states(paths.state)
+    if resume and (plan is not None or restart):
+        raise GafuError("--resume continues the saved run with its own plan; it takes no other options")
+    check_start(paths.output, resume=resume, restart=restart)  # before minutes of planning or loading
     if resume:
-        if plan is not None or restart:
-            raise GafuError("--resume continues the saved run with its own plan; it takes no other options")
-        if not states or not paths.plan.is_file():
-            raise GafuError(
-                f"nothing to resume in {paths.output}: no saved state", hint="run `gafu train` to start"
-            )
         return load_plan(paths.plan)
-    if states and not restart:
-        step = states[-1][0]
-        raise GafuError(
-            f"{paths.output} holds a run saved at step {step}",
-            path=paths.state,
-            hint="continue it with `gafu train --resume`, or start over with `gafu train --restart`",
-        )
-    if restart:
-        for _, old in states:
-            old.unlink(missing_ok=True)
     if plan is None:
         from gafu.plan import resolve_plan
 
@@ -118,20 +109,26 @@ def _run_plan(project: Project, paths: RunPaths, plan: Plan | None, *, resume: b
     return plan
 
 
-def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> TrainResult:
+def _train(project, plan, paths, accelerator, report, stop, *, resume: bool, notes: list[str]) -> TrainResult:
     device, main = accelerator.device, accelerator.is_main_process
     # --- data: pictures, buckets, counts checked against the plan (P2, P3)
     pictures = data.load_pictures(project, plan)
     data.check_counts(plan, pictures)
     # --- models: frozen base, LoKr on top (P6), latents cached once by the VAE in fp32
     base = setup.load_models(project, plan, device)
-    notes = [*base.warnings, *base.notes, *_caption_notes(base, pictures)]
+    notes = [*notes, *base.warnings, *base.notes, *_caption_notes(base, pictures)]
     probing = main and plan.eval.during_training and bool(plan.eval.target or plan.eval.reg)
     probe_pictures = data.probe_pictures(project, plan) if probing else []
     # Held-out probe pictures need latents too; a probe picture that also trains is encoded once.
     encode = list({p.picture.path: p for p in [*probe_pictures, *pictures]}.values())
     with accelerator.main_process_first():
-        latents, encoded = cached_latents(encode, base.vae, project.latent_cache_dir, device=device)
+        latents, encoded = cached_latents(
+            encode,
+            base.vae,
+            project.latent_cache_dir,
+            device=device,
+            on_progress=lambda done, total: report("latents", done=done, total=total),
+        )
     base.vae.to("cpu")  # off the GPU while training (P-cache_latents)
     if encoded:
         notes.append(f"{encoded} latents encoded into {project.latent_cache_dir}")
@@ -160,6 +157,7 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
         hooks.probe = TrainingProbe(run, probe_pictures, project.root, project.eval_cache_dir)
     # --- resume: weights, optimizer, scheduler, step and RNG from the last state
     start = _resume(run, paths) if resume else 0
+    hooks.step = start
     if start >= plan.batch.total_steps:
         raise GafuError(
             f"the run in {paths.output} is already finished ({start} steps)", hint="see its LoKr files"
@@ -171,7 +169,8 @@ def _train(project, plan, paths, accelerator, report, stop, *, resume: bool) -> 
         epochs=plan.batch.epochs,
         resumed_from=start if resume else None,
     )
-    # --- the loop
+    # --- the loop: from here a stop saves what was trained (and says so at once)
+    stop.on_request, stop.training = hooks.stopping, True
     try:
         outcome, step = run_loop(run, start)
     except Diverged as error:
@@ -244,7 +243,9 @@ class RunHooks:
         self.project, self.plan, self.paths, self.report = project, plan, paths, report
         self.stop, self.accelerator = stop, accelerator
         self.main = accelerator.is_main_process
-        self.writer = LokrWriter(plan, data.tag_frequency(pictures), started_at=time.time())
+        self.writer = LokrWriter(
+            plan, data.tag_frequency(pictures), started_at=time.time(), project_root=project.root
+        )
         self.run: TrainingRun | None = None
         self.probe = None  # gafu.eval.training.TrainingProbe when the plan measures at saves
         self.since_save = time.perf_counter()  # training time between saves, for the probe's share
@@ -253,6 +254,7 @@ class RunHooks:
         self.last_lokr: str | None = None
         self.last_state: Path | None = None
         self.notes: list[str] = []
+        self.step = 0  # the last finished optimizer step
 
     def relative(self, path: Path) -> str:
         """A path as events give it: relative to the project, POSIX style."""
@@ -262,8 +264,15 @@ class RunHooks:
         """True once Ctrl-C, SIGTERM or output/STOP asked this process to stop."""
         return self.stop.requested
 
+    def stopping(self, reason: str) -> None:
+        """The `stopping` event, as soon as a stop is asked for: the run ends after the step in progress."""
+        step = self.step + 1
+        again = "Ctrl-C again aborts without saving" if reason == "SIGINT" else reason
+        self.report("stopping", step=step, reason=reason, message=f"stopping after step {step} ({again})")
+
     def report_step(self, step: int, epoch: int, loss: float, lrs: dict, throughput: Throughput) -> None:
         """The `step` event: loss, the step's learning rates, speed, time left."""
+        self.step = step
         self.report(
             "step",
             step=step,

@@ -14,12 +14,10 @@ import random
 import re
 import signal
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from gafu.errors import GafuError, os_error_message
 from gafu.fsio import atomic_path, read_text_utf8
@@ -45,6 +43,8 @@ def list_states(state_dir: Path) -> list[tuple[int, Path]]:
 
 def save_state(state_dir: Path, step: int, content: dict[str, Any], *, keep: int) -> Path:
     """Write a state atomically, then remove all but the newest `keep`."""
+    import torch
+
     path = state_path(state_dir, step)
     with atomic_path(path) as tmp:
         torch.save({**content, "step": step}, tmp)
@@ -56,6 +56,8 @@ def save_state(state_dir: Path, step: int, content: dict[str, Any], *, keep: int
 
 def load_state(path: Path) -> dict[str, Any]:
     """Read a state written by `save_state`."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
@@ -70,6 +72,8 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def rng_state() -> dict[str, Any]:
     """Python's and torch's random states (sampling and any library that draws from them)."""
+    import torch
+
     state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -78,6 +82,8 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Put back what `rng_state` saved."""
+    import torch
+
     random.setstate(_as_tuple(state["python"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
@@ -96,6 +102,24 @@ def pid_running(pid: int) -> bool:
     return psutil.pid_exists(pid)
 
 
+def live_lock_holder(output_dir: Path) -> int | None:
+    """The id of another running process that holds `output/train.lock` (None: free or stale)."""
+    holder = _lock_holder(output_dir / LOCK_NAME)
+    if holder is not None and holder != os.getpid() and pid_running(holder):
+        return holder
+    return None
+
+
+def lock_error(output_dir: Path, holder: int) -> GafuError:
+    """The error for a project another trainer is training."""
+    path = output_dir / LOCK_NAME
+    return GafuError(
+        f"another `gafu train` (process {holder}) is training this project: {path}",
+        path=path,
+        hint="wait for it, or stop it by creating output/STOP",
+    )
+
+
 @contextlib.contextmanager
 def train_lock(output_dir: Path) -> Iterator[Path]:
     """Hold `output/train.lock` (this process's id) while training; a live holder is an error."""
@@ -105,13 +129,9 @@ def train_lock(output_dir: Path) -> Iterator[Path]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            holder = _lock_holder(path)
-            if holder is not None and holder != os.getpid() and pid_running(holder):
-                raise GafuError(
-                    f"another `gafu train` (process {holder}) is training this project: {path}",
-                    path=path,
-                    hint="wait for it, or stop it by creating output/STOP",
-                ) from None
+            holder = live_lock_holder(output_dir)
+            if holder is not None:
+                raise lock_error(output_dir, holder) from None
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # stale: its process is gone
             continue
@@ -138,14 +158,25 @@ def _lock_holder(path: Path) -> int | None:
 # --- stop requests -----------------------------------------------------------------------------------
 @dataclass
 class StopRequest:
-    """Set by Ctrl-C, SIGTERM or the file `output/STOP`; the loop stops at the next step boundary."""
+    """Set by Ctrl-C, SIGTERM or the file `output/STOP`; the loop stops at the next step boundary.
+
+    `on_request(reason)` is told at once, when the first request arrives (the run says so before
+    the step in progress ends). Until `training` is set nothing is trained that a save would
+    keep, so a Ctrl-C then interrupts at once.
+    """
 
     stop_file: Path
     reason: str = ""
+    training: bool = False
+    on_request: Callable[[str], None] | None = field(default=None, repr=False)
 
     def request(self, reason: str) -> None:
         """Ask the loop to stop after the current step."""
-        self.reason = self.reason or reason
+        if self.reason:
+            return
+        self.reason = reason
+        if self.on_request is not None:
+            self.on_request(reason)
 
     @property
     def requested(self) -> bool:
@@ -159,13 +190,16 @@ class StopRequest:
 
 @contextlib.contextmanager
 def stop_on_signals(stop: StopRequest) -> Iterator[StopRequest]:
-    """Turn the first Ctrl-C / SIGTERM into a stop request; a second Ctrl-C interrupts at once."""
+    """Turn the first Ctrl-C / SIGTERM into a stop request; a second Ctrl-C interrupts at once.
+
+    So does a Ctrl-C before training begins (loading, caching latents): nothing to save yet.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield stop  # signals reach only the main thread; the STOP file still works
         return
 
     def handler(signum, frame):
-        if stop.reason and signum == signal.SIGINT:
+        if signum == signal.SIGINT and (stop.reason or not stop.training):
             raise KeyboardInterrupt
         stop.request(signal.Signals(signum).name)
 

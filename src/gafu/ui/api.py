@@ -23,10 +23,11 @@ from gafu.fsio import write_bytes_atomic
 from gafu.project import Project
 from gafu.ui import state
 from gafu.ui.files import OutsideProject, project_file, relative_url, url_of_name
-from gafu.ui.jobs import Sampler, Tagger, Trainer
+from gafu.ui.jobs import JobConflict, Sampler, Tagger, Trainer
 from gafu.ui.overrides import FieldErrors, apply_overrides, field_errors, override_fields
 
 FILTER_MODES = ("all", "any", "none")
+TRAIN_MODES = {"new": [], "resume": ["--resume"], "restart": ["--restart"]}  # → `gafu train` options
 THUMB_SIDE = 320  # px: the dataset grid's thumbnails
 _EPOCH = re.compile(r"e(\d{3,})$")
 
@@ -215,18 +216,47 @@ class Api:
 
     # --- training and sampling --------------------------------------------------------------------
     def post_train_start(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Start `gafu train` in its own process (refused while a run holds output/train.lock)."""
-        self.project()
-        extra = ["--resume"] if body.get("resume") else []
-        return {"pid": self.trainer.start(extra)}
+        """Start `gafu train` in its own process: `{"mode": "new" | "resume" | "restart"}`.
+
+        Refused at once, with `gafu train`'s own message, while a run holds output/train.lock,
+        for a new run over a saved one, and for a resume of nothing or of a finished run.
+        """
+        from gafu.train.runs import check_start
+
+        project = self.project()
+        mode = body.get("mode") or ("resume" if body.get("resume") else "new")
+        if mode not in TRAIN_MODES:
+            raise GafuError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(TRAIN_MODES)}")
+
+        def check() -> None:
+            try:
+                check_start(project.output_dir, resume=mode == "resume", restart=mode == "restart")
+            except GafuError as exc:
+                raise JobConflict(str(exc)) from exc
+
+        return {"pid": self.trainer.start(TRAIN_MODES[mode], check=check), "mode": mode}
 
     def post_train_stop(self, body: dict[str, Any]) -> dict[str, Any]:
         """Ask the running trainer to save and stop (output/STOP)."""
         return {"stop": self.trainer.stop().relative_to(self.root).as_posix()}
 
     def get_train_status(self, query: dict[str, str]) -> dict[str, Any]:
-        """Whether a run is going."""
-        return self.trainer.status()
+        """Whether a run is going, how our last child ended, and the run saved in output/."""
+        from gafu.train.runs import current_run
+
+        project = self.project()
+        run = current_run(project.output_dir, project.output_name)
+        latest = run.latest
+        return {
+            **self.trainer.status(),
+            "run": {
+                "saved_step": run.saved_step,
+                "total_steps": run.total_steps,
+                "finished": run.finished,
+                "resumable": run.resumable,
+                "latest": latest.path.name if latest else None,
+            },
+        }
 
     def get_outputs(self, query: dict[str, str]) -> dict[str, Any]:
         """LoKr files (with the style probe's figures) and sample grids, by epoch."""
@@ -368,26 +398,31 @@ def _epoch_of(stem: str) -> int | None:
 
 
 def _lokr_files(project: Project) -> list[dict[str, Any]]:
+    """The current run's LoKr files in saving order (epochs, stops, the final file), then any other."""
     from gafu.eval.evaluate import file_epoch
     from gafu.eval.report import known_figures
+    from gafu.train.runs import current_run
 
-    files = sorted(project.output_dir.glob("*.safetensors"))
-    items = [
+    run = current_run(project.output_dir, project.output_name)
+    mine = {f.path: f for f in run.lokr_files}
+    others = sorted(p for p in project.output_dir.glob("*.safetensors") if p not in mine)
+    return [
         {
-            "name": p.name,
-            "epoch": _epoch_of(p.stem),
-            "trained_epoch": file_epoch(p),  # the final file's too (its metadata)
-            "mb": round(p.stat().st_size / 1e6, 1),
-            "url": relative_url(project.root, p),
+            "name": path.name,
+            "kind": item.kind if item else "other",
+            "label": item.label if item else path.stem,
+            "epoch": item.number if item and item.kind == "epoch" else None,
+            "trained_epoch": file_epoch(path),  # the final file's too (its metadata)
+            "mb": round(path.stat().st_size / 1e6, 1),
+            "url": relative_url(project.root, path),
             # the style probe's figures: at its save (weight 1) and from the last `gafu eval`
             "figures": [
                 {"weight": weight, "source": source, **figures.to_dict()}
-                for weight, figures, source in known_figures(project, p)
+                for weight, figures, source in known_figures(project, path)
             ],
         }
-        for p in files
+        for path, item in [*((f.path, f) for f in run.lokr_files), *((p, None) for p in others)]
     ]
-    return sorted(items, key=lambda item: (item["epoch"] is None, item["epoch"] or 0))
 
 
 def _grid_groups(project: Project) -> list[dict[str, Any]]:

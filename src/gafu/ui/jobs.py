@@ -3,7 +3,8 @@
 Training runs detached (its own session on POSIX, its own process group without a console on
 Windows), so closing the browser or stopping `gafu ui` leaves it running; the UI finds it again
 through `output/train.lock` and follows it through `output/logs/progress.jsonl`, and stops it by
-writing `output/STOP` (signals are not portable to Windows; a file is).
+writing `output/STOP` (signals are not portable to Windows; a file is). What the children print
+goes to `.gafu/logs/` — not `output/`, which a run that starts over moves aside.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,13 +79,20 @@ def lock_pid(lock: Path) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def log_tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
-    """The end of a child's log."""
+def log_tail(path: Path, size: int = LOG_TAIL_BYTES, *, start: int = 0) -> str:
+    """The end of a child's log (of what it printed after byte `start`)."""
     try:
-        data = path.read_bytes()
+        data = path.read_bytes()[start:]
     except OSError:
         return ""
     return data[-size:].decode("utf-8", errors="replace")
+
+
+def error_line(log: str) -> str | None:
+    """The last `gafu: error: …` line of a child's log, without the prefix (None: there is none)."""
+    prefix = "gafu: error: "
+    lines = [line for line in log.splitlines() if line.startswith(prefix)]
+    return lines[-1][len(prefix) :] if lines else None
 
 
 # --- progress.jsonl --------------------------------------------------------------------------------
@@ -135,6 +144,7 @@ class Trainer:
     program: list[str] = field(default_factory=lambda: gafu_command("train"))  # + PROJECT + options
     process: subprocess.Popen | None = None
     guard: threading.Lock = field(default_factory=threading.Lock)
+    log_start: int = 0  # the log's size when our child started: what it printed comes after
 
     @property
     def lock(self) -> Path:
@@ -144,7 +154,7 @@ class Trainer:
     @property
     def log(self) -> Path:
         """What the trainer printed, for when it fails before reporting."""
-        return self.root / "output" / "logs" / "ui-train.log"
+        return self.root / ".gafu" / "logs" / "ui-train.log"
 
     def running_pid(self) -> int | None:
         """The pid of a running trainer of this project, from our child or the lock."""
@@ -155,8 +165,8 @@ class Trainer:
             return pid
         return None
 
-    def start(self, extra: list[str] | None = None) -> int:
-        """Start `gafu train PROJECT` detached; refuses while a run holds the lock."""
+    def start(self, extra: list[str] | None = None, *, check: Callable[[], None] | None = None) -> int:
+        """Start `gafu train PROJECT` detached; refuses while a run holds the lock, or when `check` raises."""
         with self.guard:
             pid = self.running_pid()
             if pid is not None:
@@ -165,7 +175,10 @@ class Trainer:
                     path=self.lock,
                     hint="stop it first, or wait for it to finish",
                 )
+            if check is not None:
+                check()
             self.log.parent.mkdir(parents=True, exist_ok=True)
+            self.log_start = self.log.stat().st_size if self.log.is_file() else 0
             with self.log.open("ab") as log:
                 self.process = subprocess.Popen(
                     [*self.program, str(self.root), *(extra or [])],
@@ -188,11 +201,12 @@ class Trainer:
         return stop
 
     def status(self) -> dict[str, Any]:
-        """Running or not, and how our own child ended."""
+        """Running or not, and how our own child ended (with its error line when it failed)."""
         pid = self.running_pid()
         ended = None
         if self.process is not None and pid is None:
-            ended = {"returncode": self.process.returncode, "log": log_tail(self.log)}
+            tail = log_tail(self.log, start=self.log_start)
+            ended = {"returncode": self.process.returncode, "log": tail, "error": error_line(tail)}
         return {"running": pid is not None, "pid": pid, "ended": ended, "log": _relative(self.root, self.log)}
 
 
@@ -216,7 +230,7 @@ class Sampler:
     @property
     def log(self) -> Path:
         """What the sampler printed."""
-        return self.root / "output" / "logs" / "ui-sample.log"
+        return self.root / ".gafu" / "logs" / "ui-sample.log"
 
     def start(self, options: list[str], what: str) -> int:
         """Run `gafu sample PROJECT OPTIONS` (e.g. `--lokr FILE --weights 0,1`)."""

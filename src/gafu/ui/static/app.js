@@ -377,7 +377,7 @@ async function saveOverrides() {
 }
 
 // --- training ----------------------------------------------------------------------------------------
-const run = { source: null, losses: [], saves: [], grids: {}, style: [], total: 0 };
+const run = { source: null, losses: [], saves: [], grids: {}, style: [], total: 0, starting: false };
 
 async function showTrain() {
   if (!run.source) followProgress();
@@ -388,7 +388,7 @@ async function showTrain() {
 function followProgress() {
   run.source = new EventSource("/api/train/events");
   run.source.addEventListener("progress", (message) => onProgress(JSON.parse(message.data)));
-  run.source.addEventListener("status", (message) => { setTrainRunning(JSON.parse(message.data).running); refreshState(); });
+  run.source.addEventListener("status", () => { refreshTrainStatus(); refreshState(); });
 }
 
 function onProgress(event) {
@@ -415,10 +415,13 @@ function onProgress(event) {
   } else if (event.event === "sample") {
     run.grids[event.epoch] = event.grids.map(fileUrl);
     renderTrainGrids();
+  } else if (event.event === "latents") {
+    $("train-state").textContent = `encoding latents before the first step: ${event.done} / ${event.total} pictures`;
+  } else if (event.event === "stopping") {
+    $("train-state").textContent = event.message;
   } else if (["done", "stopped", "error"].includes(event.event)) {
     $("train-state").textContent = `${event.event}: ${event.message || ""}`;
-    setTrainRunning(false);
-    setTimeout(refreshState, 1000);  // the trainer lets go of its lock as it exits
+    setTimeout(() => { refreshTrainStatus(); refreshState(); }, 1000);  // the trainer lets go of its lock as it exits
   }
 }
 
@@ -521,25 +524,44 @@ async function loadEpochGrids() {
 
 async function refreshTrainStatus() {
   const status = await guarded(() => api("/api/train/status"));
-  if (!status) return;
-  setTrainRunning(status.running);
-  const log = $("train-log");
-  log.hidden = !(status.ended && status.ended.returncode);
-  if (status.ended && status.ended.returncode) log.textContent = `gafu train exited with ${status.ended.returncode}:\n${status.ended.log}`;
+  if (!status) return undefined;
+  showTrainControls(status);
+  const failed = status.ended && status.ended.returncode;
+  $("train-log").hidden = !failed;
+  if (failed) {
+    $("train-log").textContent = `gafu train exited with ${status.ended.returncode}:\n${status.ended.log}`;
+    if (run.starting) say(`gafu train failed: ${status.ended.error || "exit code " + status.ended.returncode}`, true);
+  }
+  if (!status.running) run.starting = false;
+  return status;
 }
 
-function setTrainRunning(running) {
-  $("train-start").disabled = running;
-  $("train-stop").disabled = !running;
-  if (running && !$("train-state").textContent) $("train-state").textContent = "running";
+// Start when output/ holds no run; Resume (a stopped run) and Start over (any saved run) when it does.
+function showTrainControls(status) {
+  const saved = status.run || {};
+  const holds = saved.saved_step != null;
+  $("train-start").hidden = holds;
+  $("train-resume").hidden = !saved.resumable;
+  $("train-restart").hidden = !holds;
+  for (const id of ["train-start", "train-resume", "train-restart"]) $(id).disabled = status.running;
+  $("train-stop").disabled = !status.running;
+  if (status.running && !$("train-state").textContent) $("train-state").textContent = "running";
+  const over = "Start over moves it to output/runs/ (nothing is deleted) and trains anew";
+  $("train-saved").hidden = status.running || !holds;
+  $("train-saved").textContent = !holds ? "" : saved.finished
+    ? `output/ holds a finished run (${saved.saved_step} steps, ${saved.latest}). ${over}.`
+    : `output/ holds a run stopped at step ${saved.saved_step} of ${saved.total_steps}: Resume continues it; ${over}.`;
 }
 
-async function startTraining() {
-  const started = await guarded(() => api("/api/train/start", { resume: $("train-resume").checked }));
+async function startTraining(mode) {
+  const started = await guarded(() => api("/api/train/start", { mode }));
   if (!started) return;
+  run.starting = true;
   say(`training started (pid ${started.pid}); it goes on if you close this page`);
-  setTrainRunning(true);
-  setTimeout(refreshTrainStatus, 3000);
+  for (const id of ["train-start", "train-resume", "train-restart"]) $(id).disabled = true;
+  $("train-stop").disabled = false;
+  setTimeout(refreshTrainStatus, 1500);
+  setTimeout(refreshTrainStatus, 4000);  // a run that fails to start says why
 }
 
 async function stopTraining() {
@@ -551,8 +573,8 @@ async function stopTraining() {
 async function showSample() {
   const outputs = await guarded(() => api("/api/outputs"));
   if (!outputs) return;
-  $("lokr-files").replaceChildren(...outputs.lokr.map((file) => el("tr", { "data-name": file.name },
-    el("td", {}, file.epoch === null ? "final" : el("label", {}, el("input", { type: "checkbox", class: "epoch-pick", value: file.epoch }), ` epoch ${file.epoch}`)),
+  $("lokr-files").replaceChildren(...outputs.lokr.map((file) => el("tr", { "data-name": file.name, "data-kind": file.kind },
+    el("td", {}, file.kind !== "epoch" ? file.label : el("label", {}, el("input", { type: "checkbox", class: "epoch-pick", value: file.epoch }), ` epoch ${file.epoch}`)),
     el("td", {}, el("a", { href: file.url }, file.name), el("span", { class: "muted" }, ` ${file.mb} MB`),
       (file.figures || []).map((f) => el("div", { class: "muted figures" },
         `w ${f.weight}: fit ${formatFigure("fit", f.fit)} · leakage ${formatFigure("leakage", f.leakage)} · trigger share ${formatFigure("trigger_share", f.trigger_share)} · drift ${formatFigure("drift", f.drift)}`))),
@@ -624,7 +646,9 @@ function wire() {
   on("tag-run", "click", () => { ui.taggedShown = false; runTagger(); });
   on("plan-resolve", "click", showPlan);
   on("overrides-save", "click", saveOverrides);
-  on("train-start", "click", startTraining);
+  on("train-start", "click", () => startTraining("new"));
+  on("train-resume", "click", () => startTraining("resume"));
+  on("train-restart", "click", () => startTraining("restart"));
   on("train-stop", "click", stopTraining);
   on("sample-epochs", "click", renderEpochs);
   window.addEventListener("hashchange", route);

@@ -1,0 +1,50 @@
+"""gafu's CPU threads on a shared machine: OpenMP threads that sleep, as many torch threads as idle cores."""
+
+from __future__ import annotations
+
+import pytest
+
+from gafu import cpu
+
+
+def test_openmp_threads_sleep_unless_the_user_says_otherwise(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cpu.prepare_environment()
+    assert cpu.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    cpu.prepare_environment()
+    assert cpu.os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_cli_asks_it_before_torch_loads(monkeypatch):
+    from gafu.cli import main
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert cpu.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+@pytest.mark.parametrize(("busy", "threads"), [(0.0, 2), (0.4, 2), (0.6, 1), (1.0, 1), (1.9, 1), (5.0, 1)])
+def test_threads_are_the_cores_others_leave_idle(monkeypatch, busy, threads):
+    monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
+    assert cpu.idle_cores(busy) == threads
+
+
+def test_a_user_thread_count_wins_and_torch_gets_it(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert cpu.use_cpu_threads() == 3 and torch.get_num_threads() == 3
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(cpu, "busy_cores", lambda: 0.0)
+        monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
+        assert cpu.use_cpu_threads() == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_busy_cores_are_measured_over_the_machine():
+    assert 0.0 <= cpu.busy_cores(0.05) <= (cpu.os.cpu_count() or 1) + 1e-6

@@ -1,7 +1,7 @@
 """The long commands run in a terminal, as a user runs them: they exit 0 and draw their progress.
 
 Each runs `python -m gafu` on a pseudo-terminal (tests/terminal.py); the projects are the tests'
-tiny ones. A command added later gets a test here the same way (`gafu eval` where it exists).
+tiny ones. A command added later gets a test here the same way.
 """
 
 from __future__ import annotations
@@ -65,6 +65,13 @@ def test_sample_draws_its_bar(sample_project):
     run = run_in_terminal(["sample", str(sample_project.root), "--weights", "0,1"], env=gafu_env())
     assert_progress(run, "picture", total=8)  # 2 weights × 2 prompts × with/without the trigger
     assert "8 pictures rendered" in run.output
+
+
+def test_eval_draws_its_bar(sample_project):
+    run = run_in_terminal(["eval", str(sample_project.root), "--weights", "1"], env=gafu_env())
+    states = assert_progress(run, "row")
+    assert states[-1][1] >= 3  # the base model and two saved epochs, each a row of probe losses
+    assert "trigger share" in run.output and "figures kept in" in run.output
 
 
 def test_demo_draws_its_stages(tmp_path):

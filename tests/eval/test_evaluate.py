@@ -126,6 +126,11 @@ def test_two_runs_side_by_side(sample_project, tiny_lokr_files):
         evaluate_project(sample_project, EvalRequest(compare=["withreg", "elsewhere"]))
     with pytest.raises(GafuError, match="several runs"):
         evaluate_project(sample_project, EvalRequest(compare=["output", "noreg"]))
+    moved = sample_project.output_dir / "runs" / "2026-01-31_142500"  # run 1 after `train --restart`
+    moved.mkdir(parents=True)
+    (sample_project.output_dir / "withreg.safetensors").replace(moved / "withreg.safetensors")
+    result = evaluate_project(sample_project, EvalRequest(compare=["withreg", "noreg"]))
+    assert result.runs[0].files == [moved / "withreg.safetensors"]
 
 
 def test_gafu_eval_command_prints_the_table_and_keeps_the_report(sample_project):

@@ -24,6 +24,7 @@ from gafu.eval.cache import LossCache, model_key
 from gafu.eval.figures import StyleFigures, Suggestion, style_figures, suggest
 from gafu.eval.probe import ProbeLosses, StyleProbe
 from gafu.project import Project
+from gafu.train.runs import RUNS_NAME
 
 Progress = Callable[[int, int], None]  # (rows measured so far, rows in all)
 _SAVED = re.compile(r"^(?P<name>.+?)(?:-e(?P<epoch>\d{6,}))?$")
@@ -305,14 +306,24 @@ def find_run(project: Project, plan, spec: str) -> Run:
                     f"{candidate} holds the files of several runs ({', '.join(sorted(groups))})",
                     hint="name one run by its output name, e.g. --compare " + " ".join(sorted(groups)[:2]),
                 )
-    groups = _by_output_name(project.output_dir)
-    if spec in groups:
-        return _run_of(groups[spec], spec)
-    known = ", ".join(sorted(groups)) or "none"
+    known: set[str] = set()
+    for folder in _run_folders(project.output_dir):
+        groups = _by_output_name(folder)
+        if spec in groups:
+            return _run_of(groups[spec], spec)
+        known.update(groups)
     raise GafuError(
-        f"no run {spec!r}: not a LoKr file, a folder of one, or an output name in {project.output_dir}",
-        hint=f"runs in output/: {known}",
+        f"no run {spec!r}: not a LoKr file, a folder of one, or an output name in {project.output_dir}"
+        f" or its {RUNS_NAME}/",
+        hint=f"runs found: {', '.join(sorted(known)) or 'none'}",
     )
+
+
+def _run_folders(output: Path) -> list[Path]:
+    """`output/` (the current run) then `output/runs/*/` newest first: where a name is looked up."""
+    earlier = output / RUNS_NAME
+    moved = sorted((p for p in earlier.iterdir() if p.is_dir()), reverse=True) if earlier.is_dir() else []
+    return [output, *moved]
 
 
 def _by_output_name(folder: Path) -> dict[str, list[Path]]:

@@ -11,7 +11,7 @@ from gafu import __version__
 from gafu.errors import GafuError
 
 # Sub-commands in workflow order; each `gafu.cli.<name>` has HELP, add_arguments(parser), run(args).
-COMMANDS = ["init", "prep", "tag", "tags", "check", "plan", "train", "sample", "ui", "demo"]
+COMMANDS = ["init", "prep", "tag", "tags", "check", "reg", "plan", "train", "sample", "ui", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """`prepare`: the user's originals → `dataset/train/<repeats>_<trigger>/` and `dataset/reg/<repeats>_reg/`.
 
-Phases: check the folders of originals → follow a renamed concept folder → decide, per
+Phases: check the folders of originals → follow a renamed concept folder → set aside the
+pictures gafu.toml excludes, bring back those it no longer excludes (D1) → decide, per
 original, its output name and whether it must be (re)made → prepare the target set →
 prepare the regularization set, keeping target pictures out of it (D2) → report missing
 originals and duplicates → count (D1, D2) → save the manifest and `reports/prep.json`.
@@ -16,6 +17,7 @@ from gafu.config import SETS, SetName
 from gafu.errors import GafuError, os_error_message
 from gafu.images import SOURCE_SUFFIXES, list_source_pictures
 from gafu.layout import CAPTION_SUFFIX, PICTURE_SUFFIX
+from gafu.prep.aside import apply_selection, restore_orphan_caption
 from gafu.prep.checks import (
     count_pictures,
     find_duplicates,
@@ -26,6 +28,7 @@ from gafu.prep.checks import (
 from gafu.prep.manifest import Manifest, ManifestEntry, load_manifest, save_manifest
 from gafu.prep.names import output_names
 from gafu.prep.pool import PictureWorkers, worker_count
+from gafu.prep.selection import set_selection
 from gafu.prep.settings import PrepSettings, resolve_settings
 from gafu.prep.summary import PrepSummary, Row
 from gafu.prep.work import PictureJob, PictureResult, TargetHashes, remove_output
@@ -50,11 +53,18 @@ def prepare(
     read-only dataset folder); everything prepared until then is kept and recorded.
     """
     settings = settings or resolve_settings(project)
-    originals = {which: _list_originals(project, which) for which in SETS if project.source_dir(which)}
-    manifest = load_manifest(project.prep_manifest_path)
     summary = PrepSummary(settings=settings)
+    found = {which: _list_originals(project, which) for which in SETS if project.source_dir(which)}
+    originals = {which: _selected(project, which, paths, summary) for which, paths in found.items()}
+    manifest = load_manifest(project.prep_manifest_path)
     for which in originals:
         _follow_concept_folder(project, which, manifest, summary)
+    try:
+        aside = apply_selection(project, manifest)  # D1: pictures gafu.toml leaves out, moved aside and back
+    finally:
+        save_manifest(manifest, project.prep_manifest_path)  # what moved is recorded, even on an error
+    summary.set_aside, summary.restored = aside.set_aside, aside.restored
+    summary.warnings += aside.notes
     plans = {
         which: _plan_set(project, which, found, manifest, settings, summary)
         for which, found in originals.items()
@@ -124,6 +134,22 @@ def _list_originals(project: Project, which: SetName) -> list[Path]:
     return found
 
 
+def _selected(project: Project, which: SetName, found: list[Path], summary: PrepSummary) -> list[Path]:
+    """The originals gafu.toml's include and exclude lists keep; none kept stops the run."""
+    selection = set_selection(project.config, which)
+    folder = project.source_dir(which)
+    kept = [path for path in found if selection.wants(path.relative_to(folder).as_posix())]
+    summary.left_out[which] = len(found) - len(kept)
+    if not kept:
+        raise GafuError(
+            f"gafu.toml's [sources.include] / [sources.exclude] leave none of the {len(found)} pictures "
+            f"of the {_set_title(which)} folder {folder}",
+            path=project.config_path,
+            hint=f"check the {which} lists under [sources.include] and [sources.exclude]",
+        )
+    return kept
+
+
 def _set_title(which: SetName) -> str:
     return "target" if which == "target" else "regularization"
 
@@ -154,9 +180,10 @@ def _follow_concept_folder(
             except OSError as exc:
                 raise os_error_message(exc, old_dir, "rename") from exc
             summary.moved.append({"set": which, "from": folder, "to": current})
-    for key in [key for key, entry in manifest.entries.items() if entry.set == which]:
-        if str(PurePosixPath(key).parent) in old:
-            manifest.entries[f"{current}/{PurePosixPath(key).name}"] = manifest.entries.pop(key)
+    for table in (manifest.entries, manifest.aside):  # set-aside pictures come back to the new folder
+        for key in [key for key, entry in table.items() if entry.set == which]:
+            if str(PurePosixPath(key).parent) in old:
+                table[f"{current}/{PurePosixPath(key).name}"] = table.pop(key)
 
 
 # --- what to do for each original ------------------------------------------------------------
@@ -205,6 +232,8 @@ def _plan_set(
         if reusable and entry.source == source.as_posix() and _same_stat(entry, source) and output.is_file():
             plan.unchanged.append(key)
             continue
+        if not output.exists():
+            restore_orphan_caption(project, which, output)  # a caption set aside before the manifest was lost
         known = entry.source_sha256 if reusable else None
         plan.jobs.append(PictureJob(which, str(source), str(output), settings, known_sha256=known))
     return plan

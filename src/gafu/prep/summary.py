@@ -26,6 +26,9 @@ class PrepSummary:
     renamed: list[Row] = field(default_factory=list)  # outputs not named after their original
     missing: list[Row] = field(default_factory=list)  # originals gone; outputs kept unless pruned
     moved: list[Row] = field(default_factory=list)  # concept folders renamed (repeats/trigger)
+    set_aside: list[Row] = field(default_factory=list)  # D1: out of the dataset ([sources] exclude)
+    restored: list[Row] = field(default_factory=list)  # back in the dataset (no longer excluded)
+    left_out: dict[str, int] = field(default_factory=dict)  # per set: originals include/exclude leave out
     warnings: list[str] = field(default_factory=list)
     report_path: str = ""
 

@@ -56,6 +56,7 @@ class Cue:
     unit: str = ""
     digits: int = 2
     split_lr: float = 12.0  # the two-group statistic it must reach alone (set on homogeneous sets)
+    least: float = 1e-6  # log scale: values below this are as good as this (no grain is no grain)
 
     def shown(self, value: float) -> str:
         """A value as the report prints it."""
@@ -64,7 +65,7 @@ class Cue:
     def transform(self, values: np.ndarray) -> np.ndarray:
         """Values on the scale the statistics use (NaN stays NaN)."""
         if self.scale == "log":
-            return np.log(np.maximum(values, 1e-6))
+            return np.log(np.maximum(values, self.least))
         if self.scale == "share":
             p = np.clip(values, 0.005, 0.995)
             return np.log(p / (1 - p))
@@ -85,7 +86,7 @@ class Cue:
     def differs(self, a: float, b: float, times: float = 1.0) -> bool:
         """True when `a` and `b` differ by at least `times` the smallest difference that matters."""
         if self.scale == "log":
-            low, high = sorted((max(a, 1e-6), max(b, 1e-6)))
+            low, high = sorted((max(a, self.least), max(b, self.least)))
             return high / low >= self.floor**times
         return abs(a - b) >= times * self.floor
 
@@ -101,6 +102,7 @@ class CueDifference:
     rest: float  # median of the rest
     strength: float  # likelihood-ratio statistic (groups) or spreads from the rest (outliers)
     text: str = ""  # "saturation 0.21 vs 0.48"
+    shown: tuple[str, str] = ("", "")  # the two medians as printed
 
 
 @dataclass
@@ -119,39 +121,25 @@ class StyleGroup:
         return f"{main.words} ({main.text} for the rest)"
 
 
-PIXEL_CUES: tuple[Cue, ...] = (  # gafu.curation.cues, with the smallest differences that matter
-    Cue("saturation", "saturation", "more muted", "more saturated", 0.06, "share", split_lr=12),
-    Cue(
-        "vivid", "saturation of the strongest colours", "more muted", "more vivid", 0.08, "share", split_lr=14
-    ),
-    Cue("palette", "colours", "fewer colours", "more colours", 1.5, "log", digits=0, split_lr=13),
-    Cue("grain", "grain", "smoother", "grainier", 1.5, "log", digits=3),
-    Cue(
-        "line_width",
-        "line width",
-        "thinner lines",
-        "thicker lines",
-        1.4,
-        "log",
-        unit=" px",
-        digits=1,
-        split_lr=17,
-    ),
-    Cue(
-        "colourfulness",
-        "colourfulness",
-        "less colourful",
-        "more colourful",
-        1.4,
-        "log",
-        style=False,
-        digits=0,
-    ),
-    Cue("brightness", "brightness", "darker", "lighter", 0.08, "share", style=False),
-    Cue("contrast", "contrast", "flatter", "more contrasty", 1.3, "log", style=False),
-    Cue("edges", "edge density", "less detailed", "more detailed", 0.01, "share", style=False, digits=3),
-    Cue("ink", "line coverage", "less line work", "more line work", 0.005, "share", style=False, digits=3),
+# gafu.curation.cues, with the smallest differences that matter (a ratio on the log scale) and,
+# for the style cues, the two-group statistic each must reach (set on homogeneous synthetic sets).
+_SHARE, _LOG = "share", "log"
+# fmt: off
+PIXEL_CUES: tuple[Cue, ...] = (
+    Cue("saturation", "saturation", "more muted", "more saturated", 0.06, _SHARE, split_lr=12),
+    Cue("vivid", "strongest colours' saturation", "more muted", "more vivid", 0.08, _SHARE, split_lr=14),
+    Cue("palette", "colours", "fewer colours", "more colours", 1.5, _LOG, digits=0, split_lr=13, least=1),
+    Cue("grain", "grain", "smoother", "grainier", 1.5, _LOG, digits=3, least=0.002),
+    Cue("line_width", "line width", "thinner lines", "thicker lines", 1.4, _LOG, unit=" px", digits=1,
+        split_lr=17, least=0.5),
+    Cue("colourfulness", "colourfulness", "less colourful", "more colourful", 1.4, _LOG, style=False,
+        digits=0, least=2),
+    Cue("brightness", "brightness", "darker", "lighter", 0.08, _SHARE, style=False),
+    Cue("contrast", "contrast", "flatter", "more contrasty", 1.3, _LOG, style=False, least=0.01),
+    Cue("edges", "edge density", "less detailed", "more detailed", 0.01, _SHARE, style=False, digits=3),
+    Cue("ink", "line coverage", "less line work", "more line work", 0.005, _SHARE, style=False, digits=3),
 )
+# fmt: on
 TAG_FLOOR = 0.15  # a style tag's probability must differ by this much to count
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,9 +281,15 @@ def _choose(
         for tag in caption:
             if tag_key(tag) in index:
                 has[row, index[tag_key(tag)]] = True
-    result.coverage_possible = float(weights[has.any(axis=0)].sum())
+    counts = np.array(uses)
+
+    def share(covered: np.ndarray) -> float:  # D3 coverage: covered target tag uses / all of them
+        return round(int(counts[covered].sum()) / max(int(counts.sum()), 1), 4)
+
+    result.coverage_possible = share(has.any(axis=0))
     styles, target_style = _style_space(project, [pool.pictures[n] for n in names], target)
-    distance = np.sqrt(((styles - target_style) ** 2).mean(axis=1))  # (candidates,): from the target
+    known = np.isfinite(target_style)  # the cues the target has values for
+    distance = np.sqrt(((styles[:, known] - target_style[known]) ** 2).mean(axis=1))  # (C,): from the target
     seen = np.zeros(len(spelling))  # chosen pictures holding each target tag
     free = np.ones(len(names), dtype=bool)
     hashes = [pool.pictures[n].phash for n in names]
@@ -306,7 +313,7 @@ def _choose(
                 picture=names[row],
                 adds=[f"{spelling[i]} ×{uses[i]}" for i in np.flatnonzero(new)],
                 again=[spelling[i] for i in np.flatnonzero(again)],
-                coverage=round(float(weights[seen > 0].sum()), 4),
+                coverage=share(seen > 0),
                 style_distance=round(float(distance[row]), 2),
                 tags=captions[row],
             )
@@ -319,7 +326,7 @@ def _choose(
                 free[other] = False
         if not free.any():
             break
-    result.coverage_after = round(float(weights[seen > 0].sum()), 4)
+    result.coverage_after = share(seen > 0)
     result.uncovered_after = [f"{spelling[i]} ×{uses[i]}" for i in np.flatnonzero(seen == 0)]
     if len(result.picks) < result.count:
         result.notes.append(
@@ -336,9 +343,9 @@ def _style_space(
     scores = {}
     with contextlib.suppress(GafuError):  # no score file: the style tags are not compared
         scores = load_scores(scores_path(project.tag_scores_dir, "target"), "target").pictures
-    target_tags = [(scores[n].scores.general if n in scores else {}) for n in target.names]
+    target_tags = [(scores[n].scores.general if n in scores else None) for n in target.names]
     columns, target_columns, floors = [], [], []
-    for cue in PIXEL_CUES:
+    for cue in [c for c in PIXEL_CUES if c.style]:  # what a picture shows must not count as its style
         raw = np.array([p.cues.get(cue.name, math.nan) for p in pictures], dtype=np.float64)
         columns.append(cue.transform(raw))
         target_columns.append(
@@ -347,12 +354,14 @@ def _style_space(
         floors.append(2 * cue.spread_floor(raw))
     for tag in tags:
         columns.append(np.array([p.scores.general.get(tag, 0.0) for p in pictures]))
-        target_columns.append(np.array([g.get(tag, 0.0) for g in target_tags]))
+        target_columns.append(np.array([math.nan if g is None else g.get(tag, 0.0) for g in target_tags]))
         floors.append(STYLE_TAG_FLOOR)
     values = np.stack(columns, axis=1)  # (C, K)
     centre, scale = robust_scale(values, np.array(floors))
     styles = np.nan_to_num((values - centre) / scale)  # an unknown cue (no lines) counts as typical
     if not target.cues:
         return styles, np.full(values.shape[1], np.inf)
-    middle = np.nanmedian(np.stack(target_columns, axis=1), axis=0)
-    return styles, np.nan_to_num((middle - centre) / scale)
+    with warnings.catch_warnings():  # a column the target has no value in stays NaN: it is not compared
+        warnings.simplefilter("ignore", RuntimeWarning)
+        middle = np.nanmedian(np.stack(target_columns, axis=1), axis=0)
+    return styles, (middle - centre) / scale

@@ -200,10 +200,14 @@ def _usable(project: Project, pool: ScoredPool, target: _Target, result: PickRes
     same_folder = reg_dir is not None and reg_dir.resolve() == pool.folder
     excluded = set_selection(project.config, "reg") if same_folder else None
     usable = []
-    for name, entry in sorted(pool.pictures.items()):
+    names = sorted(pool.pictures)
+    near = _hamming(_bits([pool.pictures[n].phash for n in names]), _bits(target.phashes))  # (pool, target)
+    near_target = (near <= NEAR_DUPLICATE_DISTANCE).any(axis=1) if near.size else np.zeros(len(names), bool)
+    for name, is_near in zip(names, near_target, strict=True):
+        entry = pool.pictures[name]
         if entry.sha256 in target.sha256:
             result.left_out.setdefault("a copy of a target picture (D2)", []).append(name)
-        elif _near(entry.phash, target.phashes):
+        elif is_near:
             result.left_out.setdefault("a near-duplicate of a target picture (D2)", []).append(name)
         elif excluded is not None and excluded.excluded_by(name):
             result.left_out.setdefault("in [sources.exclude] reg", []).append(name)
@@ -217,15 +221,13 @@ class _Target:
     """The target set as the pool is compared with it: its files' hashes and its pictures' style cues."""
 
     sha256: set[str] = field(default_factory=set)  # originals (set aside too) and prepared pictures
-    phashes: list[Any] = field(default_factory=list)
+    phashes: list[str] = field(default_factory=list)  # hex
     cues: list[dict[str, float]] = field(default_factory=list)  # measured as the pool's are
     names: list[str] = field(default_factory=list)  # project-relative, in the order of `cues`
 
 
 def _target(project: Project) -> _Target:
     """Hashes and cues of the target set: prep's record of its originals, and each prepared picture."""
-    import imagehash
-
     from gafu.images import PictureError, load_picture
 
     manifest = load_manifest(project.prep_manifest_path)
@@ -234,26 +236,30 @@ def _target(project: Project) -> _Target:
         if entry.set == "target":
             target.sha256.add(entry.source_sha256)
             if entry.source_phash:
-                target.phashes.append(imagehash.hex_to_hash(entry.source_phash))
+                target.phashes.append(entry.source_phash)
     for picture in project.pictures("target"):
         try:
             described = describe_picture(load_picture(picture.path).image)
             target.sha256.add(sha256_file(picture.path))
         except (PictureError, GafuError):
             continue  # `gafu check` reports it
-        target.phashes.append(imagehash.hex_to_hash(described["phash"]))
+        target.phashes.append(described["phash"])
         target.cues.append(described["cues"])
         target.names.append(relative_name(project, picture.path))
     return target
 
 
-def _near(phash: str, targets: list[Any]) -> bool:
-    import imagehash
+def _bits(hashes: list[str]) -> np.ndarray:
+    """64-bit perceptual hashes (hex) as bits `(N, 64)`."""
+    if not hashes:
+        return np.zeros((0, 64), dtype=bool)
+    raw = b"".join(bytes.fromhex(h.rjust(16, "0")[-16:]) for h in hashes)
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(hashes), 8), axis=1).astype(bool)
 
-    if not phash or not targets:
-        return False
-    mine = imagehash.hex_to_hash(phash)
-    return any(mine - other <= NEAR_DUPLICATE_DISTANCE for other in targets)
+
+def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distances `(len(a), len(b))` between rows of bits (what imagehash's `-` gives)."""
+    return (a[:, None, :] != b[None, :, :]).sum(axis=2)
 
 
 # --- choosing ---------------------------------------------------------------------------------------
@@ -292,10 +298,7 @@ def _choose(
     distance = np.sqrt(((styles[:, known] - target_style[known]) ** 2).mean(axis=1))  # (C,): from the target
     seen = np.zeros(len(spelling))  # chosen pictures holding each target tag
     free = np.ones(len(names), dtype=bool)
-    hashes = [pool.pictures[n].phash for n in names]
-    import imagehash
-
-    chosen_hashes: list[Any] = []
+    bits = _bits([pool.pictures[n].phash for n in names])  # (C, 64)
     for _ in range(min(result.count, len(names))):
         value = np.where(seen == 0, weights, 0.0)
         gain = has @ value
@@ -319,11 +322,7 @@ def _choose(
             )
         )
         distance = np.minimum(distance, np.sqrt(((styles - styles[row]) ** 2).mean(axis=1)))
-        mine = imagehash.hex_to_hash(hashes[row])
-        chosen_hashes.append(mine)
-        for other in np.flatnonzero(free):  # never the same picture twice (D3: varied)
-            if mine - imagehash.hex_to_hash(hashes[other]) <= NEAR_DUPLICATE_DISTANCE:
-                free[other] = False
+        free &= _hamming(bits, bits[row : row + 1])[:, 0] > NEAR_DUPLICATE_DISTANCE  # never the same twice
         if not free.any():
             break
     result.coverage_after = share(seen > 0)

@@ -132,3 +132,17 @@ def test_config_in_a_bad_encoding(tmp_path):
     path.write_bytes('[project]\ntrigger = "é"\n'.encode("latin-1"))
     with pytest.raises(Exception, match="not UTF-8"):
         load_config(path)
+
+
+def test_source_lists_round_trip_and_a_long_list_is_written_one_item_a_line(tmp_path):
+    config = Config()
+    config.sources.exclude.target = ["old/*", "t003.png"]
+    config.sources.include.reg = [f"artist_{i:02d}/picture {i:04d}.png" for i in range(12)]
+    path = tmp_path / "gafu.toml"
+    save_config(config, path)
+    text = path.read_text(encoding="utf-8")
+    assert 'target = ["old/*", "t003.png"]' in text and "[sources.exclude]" in text
+    assert '\n  "artist_03/picture 0003.png",\n' in text  # one a line: diffs show what a pick changed
+    assert load_config(path) == config
+    with pytest.raises(ConfigError, match=r"sources.exclude.target must be a list"):
+        config_from_dict({"sources": {"exclude": {"target": "old/*"}}})

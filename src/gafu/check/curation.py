@@ -15,7 +15,7 @@ STYLE_CODES = ("style-groups", "style-apart")  # what `gafu check --exclude-outl
 SET_WORDS = {"target": "target", "reg": "regularization"}
 
 
-def style_findings(project: Project, table: StyleTable) -> tuple[list[Finding], dict]:
+def style_findings(table: StyleTable) -> tuple[list[Finding], dict]:
     """D1: findings for the target pictures that stand apart, and what the comparison used."""
     groups = find_style_groups(table.values, table.cues)
     summary = {

@@ -34,6 +34,7 @@ MIN_PICTURES = 8  # fewer pictures cannot show two groups
 MIN_GROUP_SHARE = 0.15  # the smaller of two groups holds at least this share of the pictures …
 MIN_GROUP = 2  # … and at least this many
 SUPPORTED_SHARE = 0.6  # two style cues finding (nearly) the same groups need this share of their own bar
+BAR_SET_SIZE = 24  # the bars hold for this many pictures; for more, they grow with √(pictures / this)
 SAME_GROUPS = 0.6  # Jaccard overlap at which two cues' groups are the same
 OUTLIER_Z = 7.0  # a picture this many spreads from the others' median stands apart on that cue
 OUTLIER_FLOORS = 2.0  # … and by at least this many smallest meaningful differences
@@ -262,8 +263,9 @@ def _merge_splits(
             j for j in range(i, len(splits)) if not used[j] and _jaccard(group, splits[j][1]) >= SAME_GROUPS
         ]
         style = [splits[j] for j in agreeing if splits[j][0].style]
-        strong = any(s[2] >= s[0].split_lr for s in style)
-        supported = sum(1 for s in style if s[2] >= SUPPORTED_SHARE * s[0].split_lr) >= 2
+        scale = max(1.0, math.sqrt(len(names) / BAR_SET_SIZE))  # the statistic grows with the set
+        strong = any(s[2] >= scale * s[0].split_lr for s in style)
+        supported = sum(1 for s in style if s[2] >= SUPPORTED_SHARE * scale * s[0].split_lr) >= 2
         if not (strong or supported):
             continue
         for j in agreeing:

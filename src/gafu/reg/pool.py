@@ -11,6 +11,7 @@ continues where it stopped. The file is bookkeeping: deleting it only means tagg
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,10 +202,11 @@ def _load(path: Path, identity: TaggerIdentity, floor: float) -> dict[str, PoolP
     entries = {}
     for relative, raw in data.get("pictures", {}).items():
         try:
+            cues = {name: math.nan if value is None else float(value) for name, value in raw["cues"].items()}
+            scores = PictureScores(**raw["scores"])
             entries[relative] = PoolPicture(
-                raw["sha256"], raw["size"], raw["mtime_ns"], raw["phash"], dict(raw["cues"]),
-                PictureScores(**raw["scores"]),
-            )  # fmt: skip
+                raw["sha256"], raw["size"], raw["mtime_ns"], raw["phash"], cues, scores
+            )
         except (KeyError, TypeError):
             continue
     return entries
@@ -217,7 +219,7 @@ def _save(path: Path, folder: Path, identity: TaggerIdentity, floor: float, pool
         "tagger": {**vars(identity), "key": identity.key},
         "floor": floor,
         "pictures": {
-            relative: {**asdict(entry), "cues": {k: round(v, 5) for k, v in entry.cues.items()}}
+            relative: {**asdict(entry), "cues": {k: _number(v) for k, v in entry.cues.items()}}
             for relative, entry in sorted(pool.pictures.items())
         },
     }
@@ -227,3 +229,8 @@ def _save(path: Path, folder: Path, identity: TaggerIdentity, floor: float, pool
         note = f"note: the pool's scores were not saved ({exc}); the next run tags the pool again"
         if note not in pool.notes:
             pool.notes.append(note)
+
+
+def _number(value: float) -> float | None:
+    """A cue as JSON holds it (NaN, a cue with nothing to measure, as null)."""
+    return None if math.isnan(value) else round(value, 5)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gafu.config import SETS
 from gafu.images import list_source_pictures
+from gafu.prep.selection import set_selection
 from gafu.project import Project
 
 STAGES = ("prep", "tag", "check", "plan", "train", "sample")
@@ -61,7 +62,8 @@ def _prep_state(project: Project, count: int) -> StageState:
     for which in SETS:
         folder = project.source_dir(which)
         if folder is not None and folder.is_dir():
-            sources += list_source_pictures(folder)
+            wanted = set_selection(project.config, which).wants  # a pool's other pictures do not count
+            sources += [p for p in list_source_pictures(folder) if wanted(p.relative_to(folder).as_posix())]
     if manifest_time and newest(sources) > manifest_time:
         return StageState("prep", "stale", "an original changed since prep ran")
     return StageState("prep", "done", f"{count} pictures prepared")

@@ -152,15 +152,15 @@ def _closing(values: np.ndarray, window: int) -> np.ndarray:
 
 def _extreme(values: np.ndarray, window: int, pick: np.ufunc) -> np.ndarray:
     """A separable running max or min over `window` × `window` pixels, by doubling (window a power of 2)."""
-    half = window // 2
-    out = np.pad(values, half, mode="edge")
-    for axis in (0, 1):
-        span = 1
-        while span < window:  # out[i] = pick over [i, i + 2·span)
-            shifted = np.take(out, np.arange(span, out.shape[axis]), axis=axis)
-            kept = np.take(out, np.arange(out.shape[axis] - span), axis=axis)
-            out = pick(kept, shifted)
-            span *= 2
+    out = np.pad(values, window // 2, mode="edge")
+    span = 1
+    while span < window:  # out[i] = pick over [i, i + 2·span), down the rows
+        out = pick(out[:-span], out[span:])
+        span *= 2
+    span = 1
+    while span < window:  # … and across the columns
+        out = pick(out[:, :-span], out[:, span:])
+        span *= 2
     return out[: values.shape[0], : values.shape[1]]
 
 

@@ -16,7 +16,11 @@ on prepared pictures) and sets are drawn from them, so the figures are those of 
 own code (`gafu.curation.consistency.find_style_groups`) on the pixel cues. `--tags` adds the
 tiny WD-format test tagger's style tags (flat_color, monochrome, colorful, traditional_media).
 
-    python bench/style_check.py [--sets 8] [--sizes 12,24,40] [--tags]
+`--tuning` measures the tuning styles themselves (`tests/drawings.py`'s palettes) instead, to
+compare: figures much better there than on the held-out styles would mean the thresholds were
+fitted to those palettes.
+
+    python bench/style_check.py [--sets 8] [--sizes 12,24,40] [--tags] [--tuning]
 """
 
 from __future__ import annotations
@@ -86,11 +90,12 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=8, help="sets per style, size and kind")
     parser.add_argument("--sizes", default="12,24,40", help="pictures per set")
     parser.add_argument("--tags", action="store_true", help="add the tiny test tagger's style tags as cues")
+    parser.add_argument("--tuning", action="store_true", help="the tuning styles instead of held-out ones")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     cues = list(PIXEL_CUES) + ([tag_cue(t) for t in TAGS] if args.tags else [])
     started = time.perf_counter()
-    styles = held_out_styles()
+    styles = list(STYLES) if args.tuning else held_out_styles()
     biggest = max(sizes)
     pools = {}
     for index, style in enumerate(styles):
@@ -102,7 +107,8 @@ def main() -> None:
     measured = time.perf_counter() - started
     rng = random.Random(2024)
     print(
-        f"D1 style check on held-out synthetic sets: {len(styles)} styles, {args.sets} sets per style "
+        f"D1 style check on {'tuning' if args.tuning else 'held-out'} synthetic sets: {len(styles)} styles, "
+        f"{args.sets} sets per style "
         f"and size; cues: {'pixels + tiny tagger style tags' if args.tags else 'pixels'}"
     )
     print(f"{'pictures':>8}  {'false alarms':>13}  " + "  ".join(f"{name:>22}" for name in DRIFTS))

@@ -93,7 +93,7 @@ class PickResult:
     tagger: str = ""
     tagged_now: int = 0
     reused: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)  # tagging, choosing, total
+    seconds: dict[str, float] = field(default_factory=dict)  # tagging, target, choosing, total
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -151,11 +151,14 @@ def pick_regularization(
         raise GafuError(f"no picture of the pool {pool_folder} can be used", hint="see the pictures left out")
     before = _coverage_now(project)
     result.coverage_before, result.before_reason = before.share, before.reason
+    choosing = time.perf_counter()
     _choose(project, pool, target, names, weights, spelling, counts, result)
+    done = time.perf_counter()
     result.seconds = {
-        "tagging": round(pool.seconds, 3),
-        "choosing": round(time.perf_counter() - tagged, 3),
-        "total": round(time.perf_counter() - started, 3),
+        "tagging": round(pool.seconds, 3),  # the pool's tagging pass, hashes and cues included
+        "target": round(choosing - tagged, 3),  # the target's hashes and cues, the coverage now
+        "choosing": round(done - choosing, 3),
+        "total": round(done - started, 3),
     }
     return result
 

@@ -100,7 +100,9 @@ def test_cues_are_cached_and_measured_again_only_when_a_picture_changes(target_p
     first = run_check(project)
     assert first.style["measured"] == COUNT and cache_path(project).is_file()
     assert run_check(project).style["measured"] == 0
-    (project.concept_dir("target") / "t003.png").touch()
+    (project.concept_dir("target") / "t003.png").touch()  # touched, not changed: the content hash says so
+    assert run_check(project).style["measured"] == 0
+    drawing_set(FLAT, 1, seed=77)[0][0].save(project.concept_dir("target") / "t004.png")
     assert run_check(project).style["measured"] == 1
 
 

@@ -48,6 +48,7 @@ class StyleTable:
     measured: int = 0  # pictures whose pixels were read this time
     notes: list[str] = field(default_factory=list)
     model: str = ""  # the image model used, if any
+    sha256: dict[str, str] = field(default_factory=dict)  # each picture's content hash
 
 
 def cache_path(project: Project) -> Path:
@@ -74,29 +75,37 @@ def style_table(project: Project, paths: list[Path], manifest: Manifest) -> Styl
         name = relative_name(project, path)
         try:
             stat = path.stat()
-        except OSError:
-            continue
-        signature = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        known = cache["pictures"].get(name)
-        if isinstance(known, dict) and all(known.get(k) == v for k, v in signature.items()):
-            cues = {k: (math.nan if v is None else float(v)) for k, v in known.get("cues", {}).items()}
+            known = cache["pictures"].get(name)
+            known = known if isinstance(known, dict) else {}
+            same_file = (known.get("size"), known.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns)
+            sha = known.get("sha256") if same_file else sha256_file(path)  # touched, not changed: reused
+        except (OSError, GafuError):
+            continue  # the D5 rule reports unreadable pictures
+        box = content_box(manifest.entries.get(name))
+        where = [box.left, box.top, box.right, box.bottom] if box else None
+        if known.get("sha256") == sha and known.get("box") == where and isinstance(known.get("cues"), dict):
+            cues = {k: (math.nan if v is None else float(v)) for k, v in known["cues"].items()}
         else:
             try:
-                image = load_picture(path).image
+                cues = picture_cues(load_picture(path).image, box)
             except PictureError:
-                continue  # the D5 rule reports unreadable pictures
-            cues = picture_cues(image, content_box(manifest.entries.get(name)))
+                continue
             table.measured += 1
+        stored = {k: (None if math.isnan(v) else round(v, 5)) for k, v in cues.items()}
         kept[name] = {
-            **signature,
-            "cues": {k: (None if math.isnan(v) else round(v, 5)) for k, v in cues.items()},
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": sha,
+            "box": where,
+            "cues": stored,
         }
         table.values[name] = cues
+        table.sha256[name] = str(sha)
         images[name] = path
     table.cues = list(PIXEL_CUES)
     _add_tags(project, table)
     embeddings = _add_embeddings(project, table, images, manifest, cache)
-    if table.measured or kept != cache["pictures"] or embeddings != cache["embeddings"]:
+    if kept != cache["pictures"] or embeddings != cache["embeddings"]:
         try:
             write_json_atomic(
                 cache_path(project), {"version": CACHE_VERSION, "pictures": kept, "embeddings": embeddings}
@@ -118,7 +127,7 @@ def _add_tags(project: Project, table: StyleTable) -> None:
     present: set[str] = set()
     for name, cues in table.values.items():
         entry = scores.get(name)
-        if entry is None or entry.picture_sha256 != _sha(project.root / name):
+        if entry is None or entry.picture_sha256 != table.sha256.get(name):
             continue
         for tag in project.config.check.style_tags:
             probability = entry.scores.general.get(tag, 0.0)  # under the floor: as good as 0
@@ -147,14 +156,10 @@ def _add_embeddings(
     table.model = reference
     known = cache["embeddings"] if cache["embeddings"].get("identity") == embedder.identity else {}
     stored = known.get("pictures", {})
-    kept, vectors, missing = {}, {}, []
-    for name, path in images.items():
-        stat = path.stat()
+    vectors, missing = {}, []
+    for name in images:
         entry = stored.get(name)
-        if isinstance(entry, dict) and (entry.get("size"), entry.get("mtime_ns")) == (
-            stat.st_size,
-            stat.st_mtime_ns,
-        ):
+        if isinstance(entry, dict) and entry.get("sha256") == table.sha256[name]:
             vectors[name] = np.asarray(entry["vector"], dtype=np.float64)
         else:
             missing.append(name)
@@ -167,13 +172,10 @@ def _add_embeddings(
             pictures.append(image.crop((box.left, box.top, box.right, box.bottom)) if box else image)
         for name, vector in zip(batch, embed_pictures(embedder, pictures), strict=True):
             vectors[name] = vector.astype(np.float64)
-    for name, path in images.items():
-        stat = path.stat()
-        kept[name] = {
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "vector": [round(float(v), 5) for v in vectors[name]],
-        }
+    kept = {
+        name: {"sha256": table.sha256[name], "vector": [round(float(v), 5) for v in vectors[name]]}
+        for name in images
+    }
     names = sorted(vectors)
     matrix = np.array([vectors[n] for n in names])  # (N, D), unit rows
     centred = matrix - matrix.mean(axis=0)
@@ -187,13 +189,6 @@ def _add_embeddings(
         table.values[name]["model_distance"] = float(distance[i])
     table.cues += list(EMBEDDING_CUES)
     return {"identity": embedder.identity, "model": reference, "pictures": kept}
-
-
-def _sha(path: Path) -> str | None:
-    try:
-        return sha256_file(path)
-    except GafuError:
-        return None
 
 
 def _load_cache(path: Path) -> dict:

@@ -171,6 +171,10 @@ def test_write_choice_sets_the_pool_and_an_include_list_and_prep_takes_only_thos
     tag_project(project)
     assert run_check(project).coverage.share is not None
     assert snapshot_files(folder) == before  # the pool: read, never changed
+    other = folder.parent / "other-pool"
+    shutil.copytree(folder / "flat", other)
+    again = write_choice(project, pick_regularization(project, other, PickOptions(count=2)))
+    assert any("5 regularization pictures prepared from the old folder" in line for line in again.lines)
 
 
 def test_copy_to_copies_the_chosen_pictures_and_never_overwrites(target_project, pool_dir, tmp_path):

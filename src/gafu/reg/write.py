@@ -63,7 +63,27 @@ def write_choice(project: Project, result: PickResult, *, copy_to: Path | None =
     lines.insert(0, f"gafu.toml: [sources] reg = {config.sources.reg} ({what})")
     if previous and previous != config.sources.reg:
         lines.append(f"  (it was {previous})")
+        stale = _prepared_from_elsewhere(project, Path(config.sources.reg))
+        if stale:
+            lines.append(
+                f"  {stale} regularization pictures prepared from the old folder stay in dataset/reg until "
+                "`gafu prep --prune` (their captions are kept)"
+            )
     return Written(config.sources.reg, include, previous, copied, lines)
+
+
+def _prepared_from_elsewhere(project: Project, folder: Path) -> int:
+    """Prepared regularization pictures whose original is not in `folder`."""
+    from gafu.prep.manifest import load_manifest
+
+    resolved = folder.resolve()
+    return sum(
+        1
+        for key, entry in load_manifest(project.prep_manifest_path).entries.items()
+        if entry.set == "reg"
+        and (project.root / key).is_file()
+        and resolved not in Path(entry.source).resolve().parents
+    )
 
 
 def _copy_folder(project: Project, pool: Path, folder: Path) -> Path:

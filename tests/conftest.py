@@ -302,8 +302,10 @@ def add_prepared_picture(
     return path
 
 
-def fake_hub_cache(repo_id: str, tagger_folder: Path) -> str:
-    """Lay the tagger out as huggingface_hub caches a download: snapshots/<revision>/… + refs/main."""
+def fake_hub_cache(
+    repo_id: str, tagger_folder: Path, names: tuple[str, ...] = ("model.onnx", "selected_tags.csv")
+) -> str:
+    """Lay a model folder's files out as huggingface_hub caches them: snapshots/<revision>/… + refs/main."""
     import uuid
 
     from huggingface_hub import constants
@@ -312,11 +314,29 @@ def fake_hub_cache(repo_id: str, tagger_folder: Path) -> str:
     revision = uuid.uuid4().hex + uuid.uuid4().hex[:8]  # 40 hex digits, like a commit hash
     snapshot = repo / "snapshots" / revision
     snapshot.mkdir(parents=True)
-    for name in ("model.onnx", "selected_tags.csv"):
+    for name in names:
         (snapshot / name).write_bytes((tagger_folder / name).read_bytes())
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision, encoding="utf-8")
     return revision
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CLIP vision encoder of CLIP's architecture with random weights, saved as transformers saves one."""
+    import torch
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=64,
+        patch_size=16, projection_dim=16,
+    )  # fmt: skip
+    CLIPVisionModel(config).save_pretrained(folder)
+    processor = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
+    processor.save_pretrained(folder)
+    return folder
 
 
 # --- prep: a folder of awkward originals (built once per session) --------------------------------

@@ -139,6 +139,7 @@ def test_config_in_a_bad_encoding(tmp_path):
 
 def test_concept_folders_are_an_array_of_tables_that_round_trips(tmp_path):
     config = Config()
+    config.project.trigger = "mzh_style"  # gafu.toml is read back only with a trigger
     config.sources.concepts = [
         ConceptSource(folder="D:/art/10_mzh", repeats=10),
         ConceptSource(folder="D:/other", set="reg", repeats=1, name="other styles"),
@@ -169,6 +170,7 @@ def test_bad_concept_folders_are_rejected(concepts, needle):
 def test_the_kohya_section_is_written_only_for_an_imported_project(tmp_path):
     assert "[kohya]" not in render_config(Config())
     config = Config()
+    config.project.trigger = "mzh_style"  # gafu.toml is read back only with a trigger
     config.kohya.config = "D:/kohya/config.toml"
     config.kohya.values = ["train.unet_lr = 0.001", 'prep.caption_extensions = [".txt"]']
     path = tmp_path / "gafu.toml"
@@ -226,3 +228,18 @@ def test_the_cli_refuses_a_trigger_edited_into_gafu_toml_before_touching_the_dat
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "[project] trigger" in lines[0] and "comma" in lines[0]
     assert not project.dataset_dir.exists()  # no `2_zz,_style` folder, no caption written
+
+
+def test_source_lists_round_trip_and_a_long_list_is_written_one_item_a_line(tmp_path):
+    config = Config()
+    config.project.trigger = "mzh_style"  # gafu.toml is read back only with a trigger
+    config.sources.exclude.target = ["old/*", "t003.png"]
+    config.sources.include.reg = [f"artist_{i:02d}/picture {i:04d}.png" for i in range(12)]
+    path = tmp_path / "gafu.toml"
+    save_config(config, path)
+    text = path.read_text(encoding="utf-8")
+    assert 'target = ["old/*", "t003.png"]' in text and "[sources.exclude]" in text
+    assert '\n  "artist_03/picture 0003.png",\n' in text  # one a line: diffs show what a pick changed
+    assert load_config(path) == config
+    with pytest.raises(ConfigError, match=r"sources.exclude.target must be a list"):
+        config_from_dict({"sources": {"exclude": {"target": "old/*"}}})

@@ -28,6 +28,7 @@ from gafu.versioning import upgrade
 CONFIG_VERSION = 1
 _DEFAULT_MEANING = re.compile(r"\b(?:0|unset|auto|empty) = ([^;]+)")
 CONFIG_NAME = "gafu.toml"
+LONG_LINE = 100  # a list longer than this is written one item a line
 
 SetName = Literal["target", "reg"]
 SETS: tuple[SetName, ...] = ("target", "reg")
@@ -61,6 +62,18 @@ class ConceptSource:
 
 
 @dataclass(kw_only=True)
+class SourcePatterns:
+    """File names or globs per set, relative to the set's folder of originals (`old/*.png`)."""
+
+    target: list[str] = _opt([], "target originals")
+    reg: list[str] = _opt([], "regularization originals")
+
+    def for_set(self, which: SetName) -> list[str]:
+        """The patterns of one set."""
+        return self.target if which == "target" else self.reg
+
+
+@dataclass(kw_only=True)
 class SourcesSection:
     """The user's own folders; gafu only reads them."""
 
@@ -68,6 +81,14 @@ class SourcesSection:
     reg: str = _opt("", "D2: folder of other styles' pictures; empty for none (never modified)")
     concepts: list[ConceptSource] = _opt(
         [], "D5: more folders, each its own `<repeats>_<name>` concept (kohya's subsets)"
+    )
+    exclude: SourcePatterns = field(
+        default_factory=SourcePatterns,
+        metadata={"doc": "D1: originals set aside: prep moves them out of dataset/, captions kept"},
+    )
+    include: SourcePatterns = field(
+        default_factory=SourcePatterns,
+        metadata={"doc": "only these originals (empty = all); `gafu reg pick` writes the reg list"},
     )
 
 
@@ -141,6 +162,8 @@ class CheckSection:
     """What `gafu check` looks for."""
 
     unwanted: list[str] = _opt(list(recipe.UNWANTED_TAGS), "T4: tags of features not to learn")
+    style_tags: list[str] = _opt(list(recipe.STYLE_TAGS), "D1: tagger tags of how a picture is drawn")
+    style_model: str = _opt("", "D1: CLIP vision model (hub id or folder) as one more style cue; empty = off")
 
 
 @dataclass(kw_only=True)
@@ -411,6 +434,8 @@ def _render_section(obj: Any, default: Any, prefix: str, lines: list[str]) -> No
         line = f"{f.name} = {toml_value(value)}"
         if value == default_value:
             lines.append(f"# {line}   # {doc}")
+        elif isinstance(value, list) and len(line) > LONG_LINE:  # one item a line (an include list)
+            lines += [f"{f.name} = [   # {doc}", *(f"  {toml_value(v)}," for v in value), "]"]
         else:
             lines.append(f"{line}   # {doc}")
     for f, value, default_value in nested:

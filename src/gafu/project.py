@@ -85,6 +85,10 @@ class Project:
         name = self.config.project.trigger if which == "target" else recipe.REG_CONCEPT_NAME
         return self.set_dir(which) / concept_folder_name(self.config.project.repeats, name)
 
+    def aside_dir(self, which: SetName) -> Path:
+        """`set-aside/train` or `set-aside/reg`: pictures and captions `[sources] exclude` took out (D1)."""
+        return self.root / "set-aside" / self.set_dir(which).name
+
     def pictures(self, which: SetName) -> list[DatasetPicture]:
         """The prepared pictures of a set, in every concept folder of its outer folder."""
         return list_pictures(self.set_dir(which), which)

@@ -38,6 +38,38 @@ UNWANTED_TAGS = (  # T4: features that must be tagged so they are not learned as
     "watermark",
     "signature",
 )
+# D1: the tagger's tags that say how a picture is drawn rather than what it shows; `gafu check`
+# compares their probabilities across the target set to find pictures of another period or
+# technique (gafu's choice of Danbooru tags; the ones a tagger lacks are skipped).
+STYLE_TAGS = (
+    "monochrome",
+    "greyscale",
+    "sketch",
+    "lineart",
+    "flat_color",
+    "traditional_media",
+    "faux_traditional_media",
+    "watercolor_(medium)",
+    "realistic",
+    "3d",
+    "pixel_art",
+    "oekaki",
+    "colorful",
+    "pastel_colors",
+    "muted_color",
+    "limited_palette",
+    "partially_colored",
+    "spot_color",
+    "high_contrast",
+    "halftone",
+    "screentone",
+    "film_grain",
+    "chromatic_aberration",
+    "retro_artstyle",
+    "1980s_(style)",
+    "1990s_(style)",
+    "anime_coloring",
+)
 LETTERBOXED = "letterboxed"  # T4: bars added at top and bottom
 PILLARBOXED = "pillarboxed"  # T4: bars added left and right
 

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from gafu.captions.text import write_caption
+from gafu.config import load_config, save_config
+from gafu.prep.prepare import prepare
+from gafu.project import Project
 from tests.conftest import gafu_env
+from tests.drawings import STYLES, draw
 from tests.terminal import CTRL_C, assert_progress, needs_terminal, run_in_terminal
 
 pytestmark = [needs_terminal, pytest.mark.slow]
@@ -59,6 +64,25 @@ def test_ctrl_c_says_at_once_that_the_run_stops_after_the_step(train_project):
     assert f"stopped at step {step} of 16; LoKr: " in after
     saved = after.split(f"stopped at step {step} of 16; LoKr: ")[1].split()[0]
     assert Path(saved).is_file() and Path(saved).parent == project.output_dir
+
+
+def test_reg_pick_draws_its_bar(make_project, tiny_tagger, tmp_path):
+    project = make_project(n_target=3, n_reg=0, family="sdxl")
+    config = load_config(project.config_path)
+    config.tag.tagger = str(tiny_tagger)
+    save_config(config, project.config_path)
+    project = Project.open(project.root)
+    prepare(project, workers=1)
+    for picture in project.pictures("target"):
+        write_caption(picture.caption_path, ["mzh_style", "1girl", "smile"])
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i in range(4):
+        draw(STYLES[i % len(STYLES)], seed=500 + i, size=(320, 256)).save(pool / f"p{i}.png")
+    args = ["reg", "pick", str(project.root), str(pool), "--count", "2", "--dry-run"]
+    run = run_in_terminal(args, env=gafu_env())
+    assert_progress(run, "picture", total=4)
+    assert "D3 coverage with these 2 pictures" in run.output, run.tail()
 
 
 def test_sample_draws_its_bar(sample_project):

@@ -3,11 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from gafu.captions.text import read_caption
+from gafu.demo.drift import is_older_period
 from gafu.demo.run import DEMO_TRIGGER, MARKER, DemoSettings, run_demo
 from gafu.errors import GafuError
 from gafu.network.files import read_lokr_file
@@ -85,6 +87,12 @@ def test_check_report_and_plan_numbers(demo):
     result, _ = demo
     check = json.loads((result.project / "reports" / "check.json").read_text(encoding="utf-8"))
     assert check["summary"]["error"] == 0
+    # D1: the demo draws every fourth target picture in an older, muted period; check names those.
+    drift = [f for f in check["findings"] if f["code"] in ("style-groups", "style-apart")]
+    target = Project.open(result.project).pictures("target")
+    older = [p.path.name for p in target if is_older_period(int(p.path.stem.split("_")[1]))]
+    assert len(drift) == 1 and [Path(f).name for f in drift[0]["files"]] == older and len(older) == 2
+    assert "more muted" in drift[0]["message"]
     assert check["coverage"]["uncovered"] == []  # D3: every target tag is in regularization captions
     plan = json.loads((result.project / "output" / "plan.json").read_text(encoding="utf-8"))
     batch = plan["batch"]

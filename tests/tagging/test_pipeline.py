@@ -24,13 +24,18 @@ def test_pictures_load_in_threads_and_run_in_batches(tiny_tagger, tmp_path, monk
         batches.append(len(pictures))
         return real_predict(pictures)
 
-    def load(*args):
+    def prepare(*args):
         loader_threads.add(threading.current_thread().name)
-        return load_for_tagger(*args)
+        return real_prepare(*args)
 
+    def describe(image):  # runs on the decoded picture, in the loader threads too
+        loader_threads.add(threading.current_thread().name)
+        return image.size
+
+    real_prepare = pipeline.prepare_picture
     tagger.predict = predict
-    monkeypatch.setattr(pipeline, "load_for_tagger", load)
-    results = list(score_pictures(tagger, paths, batch_size=3, threads=2))
+    monkeypatch.setattr(pipeline, "prepare_picture", prepare)
+    results = list(score_pictures(tagger, paths, batch_size=3, threads=2, describe=describe))
 
     assert batches == [3, 3, 1]
     assert threading.current_thread().name not in loader_threads and loader_threads
@@ -38,5 +43,6 @@ def test_pictures_load_in_threads_and_run_in_batches(tiny_tagger, tmp_path, monk
     assert [r.index for r in failed] == [3] and "broken.png" in str(failed[0].error)
     scored = {r.index: r for r in results if isinstance(r, Scored)}
     assert sorted(scored) == [0, 1, 2, 4, 5, 6, 7]
+    assert all(r.described == (96, 64) for r in scored.values())
     one = load_for_tagger(paths[5], 448, 448)
     np.testing.assert_allclose(scored[5].probabilities, real_predict(one[None])[0], atol=1e-5)

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from gafu.config import load_config, save_config
 from gafu.project import Project
 from gafu.ui.server import UiServer, make_server
+from tests.drawings import STYLES, drawing_set
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 
@@ -27,6 +29,34 @@ def ui_project(untagged_project) -> Project:
     project = untagged_project(4, 3)
     tag_project(project)
     return Project.open(project.root)
+
+
+@pytest.fixture
+def drift_project(make_project, tiny_tagger, tmp_path) -> Project:
+    """12 target originals in one style, 4 of them desaturated (another period); prepared and tagged."""
+    project = make_project(n_target=0, n_reg=0, family="sdxl")
+    flat = STYLES[0]
+    pictures, drifted = drawing_set(flat, 12, seed=6, drift=flat.but(saturation=0.15), drifted=4)
+    folder = project.source_dir("target")
+    for i, picture in enumerate(pictures):
+        picture.save(folder / f"t{i:03d}.png")
+    config = load_config(project.config_path)
+    config.tag.tagger = str(tiny_tagger)
+    save_config(config, project.config_path)
+    project = Project.open(project.root)
+    from gafu.prep.prepare import prepare
+    from gafu.tagging.tag import tag_project
+
+    prepare(project, workers=1)
+    tag_project(project)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i, style in enumerate(STYLES[1:7]):
+        for j, picture in enumerate(drawing_set(style, 2, seed=40 + i)[0]):
+            picture.save(pool / f"{i}_{j}.png")
+    project.drifted = [f"dataset/train/2_mzh_style/t{i:03d}.png" for i in drifted]  # type: ignore[attr-defined]
+    project.pool = pool  # type: ignore[attr-defined]
+    return project
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gafu.captions.text import read_caption
+from gafu.config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -260,3 +261,40 @@ def test_the_heading_needs_no_cjk_font(browser, ui_project, serve):
         " text += walk.currentNode.textContent; return text;"
     )
     assert "gafu" in shown and not {"画", "風"} & set(shown)  # no text left that needs a CJK font
+
+
+def test_dataset_outliers_set_aside_and_undo(browser, drift_project, serve, screenshot_dir):
+    client = serve(drift_project.root)
+    open_page(browser, client, "dataset")
+    wait(browser, lambda d: len(by_css(d, ".card")) == 12)
+    browser.find_element("id", "check-run").click()
+    button = wait(browser, lambda d: by_css(d, ".style-finding button.set-aside"))[0]
+    assert button.text == "Set aside these 4"
+    assert len(by_css(browser, ".style-finding .strip img")) == 4 + 8  # these 4 beside 8 of the rest
+    shoot(browser, screenshot_dir, "dataset-outliers")
+    button.click()
+    wait(browser, lambda d: "4 picture(s) set aside" in text_of(d, "message"))
+    wait(browser, lambda d: len(by_css(d, "#aside-list .aside-item")) == 4)
+    wait(browser, lambda d: len(by_css(d, ".card")) == 8)
+    assert all(not (drift_project.root / name).exists() for name in drift_project.drifted)
+    browser.find_element("id", "aside-undo").click()
+    wait(browser, lambda d: "4 picture(s) back in the dataset" in text_of(d, "message"))
+    wait(browser, lambda d: len(by_css(d, ".card")) == 12)
+    assert all((drift_project.root / name).is_file() for name in drift_project.drifted)
+
+
+def test_regularization_panel_picks_with_progress_and_writes(browser, drift_project, serve, screenshot_dir):
+    client = serve(drift_project.root)
+    open_page(browser, client, "reg")
+    browser.find_element("id", "reg-pool").send_keys(str(drift_project.pool))
+    browser.find_element("id", "reg-count").send_keys("6")
+    browser.find_element("id", "reg-run").click()
+    wait(browser, lambda d: len(by_css(d, "#reg-picks tr[data-name]")) == 6, timeout=120)
+    assert text_of(browser, "reg-after").split("%")[0].isdigit()
+    assert browser.find_element("id", "reg-progress").get_attribute("value") == "12"
+    pool = browser.find_element("id", "reg-pool")  # the screenshot shows a pool path as a user types it
+    browser.execute_script("arguments[0].value = 'D:/art/other-styles'", pool)
+    shoot(browser, screenshot_dir, "regularization")
+    browser.find_element("id", "reg-write").click()
+    wait(browser, lambda d: "gafu.toml: [sources] reg" in text_of(d, "message"))
+    assert len(load_config(drift_project.config_path).sources.include.reg) == 6

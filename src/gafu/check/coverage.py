@@ -48,14 +48,7 @@ def compute_coverage(
             share=None, not_counted=not_counted, reason="the regularization set has no captions yet"
         )
     reg_keys = {tag_key(t) for c in reg for t in c.tags}
-    files: dict[str, list[str]] = defaultdict(list)
-    spelling: dict[str, str] = {}
-    for item in target:
-        for tag in item.tags:
-            key = tag_key(tag)
-            if key not in skipped:
-                files[key].append(name_of(item.picture.path))
-                spelling.setdefault(key, tag)
+    files, spelling = target_tag_files(target, skipped, name_of)
     occurrences = sum(len(f) for f in files.values())
     covered_keys = [k for k in files if k in reg_keys]
     covered = sum(len(files[k]) for k in covered_keys)
@@ -70,3 +63,18 @@ def compute_coverage(
         uncovered=uncovered,
         not_counted=not_counted,
     )
+
+
+def target_tag_files(
+    target: list[CaptionedPicture], skipped: set[str], name_of: Callable[[Path], str] = Path.as_posix
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The target captions' counted tags: key → the pictures holding it, and key → its first spelling."""
+    files: dict[str, list[str]] = defaultdict(list)
+    spelling: dict[str, str] = {}
+    for item in target:
+        for tag in item.tags:
+            key = tag_key(tag)
+            if key not in skipped:
+                files[key].append(name_of(item.picture.path))
+                spelling.setdefault(key, tag)
+    return files, spelling

@@ -21,6 +21,7 @@ class Finding:
     message: str
     files: list[str] = field(default_factory=list)  # relative to the project folder
     hint: str = ""
+    details: dict = field(default_factory=dict)  # numbers behind the message, for tools and the UI
 
 
 @dataclass
@@ -67,6 +68,7 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # about the check itself (e.g. a cache not written)
     pictures_opened: int = 0  # pictures whose pixels were read this time (the rest: from the cache)
+    style: dict = field(default_factory=dict)  # D1: what the style comparison of the target set used
     report_path: str = ""
 
     def of(self, severity: Severity) -> list[Finding]:

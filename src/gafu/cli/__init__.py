@@ -13,7 +13,7 @@ from gafu.errors import GafuError
 
 # Sub-commands in workflow order; each `gafu.cli.<name>` has HELP, add_arguments(parser), run(args)
 # and may have rewrite_args(args), which turns another accepted order of its arguments into the parser's.
-COMMANDS = ["init", "prep", "tag", "tags", "check", "plan", "train", "sample", "eval", "ui", "demo"]
+COMMANDS = ["init", "prep", "tag", "tags", "check", "reg", "plan", "train", "sample", "eval", "ui", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,6 +103,8 @@ def _print_summary(data: dict[str, Any], root: Path) -> None:
     for which, counts in data["sets"].items():
         parts = [f"{counts['prepared']} prepared", f"{counts['unchanged']} unchanged"]
         parts += [f"{counts[name]} {name}" for name in ("failed", "dropped") if counts[name]]
+        if counts.get("left_out"):
+            parts.append(f"{counts['left_out']} left out by gafu.toml's [sources] lists")
         print(
             f"{which:<6} {counts['originals']} originals: {', '.join(parts)}; "
             f"{counts['in_dataset']} pictures in the dataset"
@@ -128,6 +130,12 @@ def _print_summary(data: dict[str, Any], root: Path) -> None:
     )
     _section("cropped", data["cropped"], lambda row: f"{row['output']} ({row['percent']:g} % cut off)")
     _section("originals gone", data["missing"], _missing_line)
+    _section(
+        "set aside (RECIPE D1; in set-aside/, captions kept)",
+        data["set_aside"],
+        lambda row: f"{row['picture']} → {row['aside']}: {row['reason']}",
+    )
+    _section("brought back", data["restored"], lambda row: f"{row['aside']} → {row['picture']}")
     for row in data["moved"]:
         print(f"moved {row['from']} → {row['to']} (repeats or trigger changed; captions moved with it)")
     print(f"report: {Path(data['report_path']).relative_to(root).as_posix()}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from gafu.demo.drift import is_older_period, older_period
 from gafu.fsio import atomic_path
 
 RGB = tuple[int, int, int]
@@ -102,7 +103,10 @@ def write_demo_pictures(
     """Write the target set and an equally large regularization set (D1, D2) as PNG files."""
     counts = {"target": 0, "reg": 0}
     for i, scene in enumerate(scenes(n_target, seed)):
-        _save(draw_scene(scene, "target"), target_dir / f"target_{i:02d}_{scene.subject}.png")
+        picture = draw_scene(scene, "target")
+        if is_older_period(i):  # D1: a planted drift for `gafu check` to find
+            picture = older_period(picture)
+        _save(picture, target_dir / f"target_{i:02d}_{scene.subject}.png")
         counts["target"] += 1
     # Other scenes for regularization: it must not contain a target picture (D2).
     for i, scene in enumerate(scenes(n_target, seed + 1)):

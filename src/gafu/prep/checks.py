@@ -96,6 +96,7 @@ def count_pictures(project: Project, originals: dict[SetName, int], summary: Pre
                 1 for row in summary.reg_duplicates if which == "reg" and row["action"] == "dropped"
             ),
             "in_dataset": in_dataset[which],
+            "left_out": summary.left_out.get(which, 0),
         }
     target, reg = in_dataset["target"], in_dataset["reg"]
     if target < recipe.TARGET_MIN_PICTURES:

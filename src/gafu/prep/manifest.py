@@ -43,9 +43,14 @@ class ManifestEntry:
 
 @dataclass
 class Manifest:
-    """Every prepared picture, keyed by its path relative to the project root (POSIX)."""
+    """Every prepared picture, keyed by its path relative to the project root (POSIX).
+
+    `aside` holds the entries of pictures set aside by `[sources] exclude` (their files are in
+    `set-aside/`), under the key they had and get back when they return to the dataset.
+    """
 
     entries: dict[str, ManifestEntry] = field(default_factory=dict)
+    aside: dict[str, ManifestEntry] = field(default_factory=dict)
 
     def bars_for(self, relative: str) -> Bars | None:
         """The bars prep added to the picture at `relative` (None if none or unknown)."""
@@ -64,30 +69,36 @@ def load_manifest(path: Path) -> Manifest:
             path=path,
             hint="delete it and run `gafu prep` again (it is rebuilt; pictures are kept)",
         )
-    entries = {}
-    for key, raw in data.get("entries", {}).items():
-        try:
-            raw = dict(raw)
-            raw["source_size"] = tuple(raw["source_size"])
-            raw["output_size"] = tuple(raw["output_size"])
-            if raw.get("crop") is not None:
-                raw["crop"] = tuple(raw["crop"])
-            entries[key] = ManifestEntry(**raw)
-        except (TypeError, KeyError) as exc:
-            raise GafuError(
-                f"{path} has a damaged entry for {key} ({exc})",
-                path=path,
-                hint="delete it and run `gafu prep` again",
-            ) from exc
-    return Manifest(entries=entries)
+    return Manifest(
+        entries={key: _entry(path, key, raw) for key, raw in data.get("entries", {}).items()},
+        aside={key: _entry(path, key, raw) for key, raw in data.get("aside", {}).items()},
+    )
+
+
+def _entry(path: Path, key: str, raw: dict) -> ManifestEntry:
+    try:
+        raw = dict(raw)
+        raw["source_size"] = tuple(raw["source_size"])
+        raw["output_size"] = tuple(raw["output_size"])
+        if raw.get("crop") is not None:
+            raw["crop"] = tuple(raw["crop"])
+        return ManifestEntry(**raw)
+    except (TypeError, KeyError) as exc:
+        raise GafuError(
+            f"{path} has a damaged entry for {key} ({exc})",
+            path=path,
+            hint="delete it and run `gafu prep` again",
+        ) from exc
 
 
 def save_manifest(manifest: Manifest, path: Path) -> bool:
     """Write the manifest atomically unless the file already says the same; True if written."""
-    data = {
+    data: dict = {
         "version": MANIFEST_VERSION,
         "entries": {key: asdict(entry) for key, entry in sorted(manifest.entries.items())},
     }
+    if manifest.aside:
+        data["aside"] = {key: asdict(entry) for key, entry in sorted(manifest.aside.items())}
     if path.is_file() and _same_json(path, data):
         return False  # a re-run that changed nothing rewrites nothing
     write_json_atomic(path, data)

@@ -1,7 +1,8 @@
 """`prepare`: the user's originals → `dataset/train/<repeats>_<trigger>/` and `dataset/reg/<repeats>_reg/`.
 
 Phases: check the folders of originals and sort them by concept folder (D5: kohya's
-`<repeats>_<name>` subfolders keep theirs) → follow a renamed concept folder → decide, per
+`<repeats>_<name>` subfolders keep theirs) → follow a renamed concept folder → set aside the
+pictures gafu.toml excludes, bring back those it no longer excludes (D1) → decide, per
 original, its output name and whether it must be (re)made → prepare the target set, then the
 regularization set, keeping target pictures out of it (D2), carrying the captions beside the
 originals to pictures without one → report missing originals and duplicates → count (D1, D2)
@@ -18,6 +19,7 @@ from gafu.config import SETS, SetName
 from gafu.errors import GafuError, os_error_message
 from gafu.images import SOURCE_SUFFIXES, list_source_pictures
 from gafu.layout import CAPTION_SUFFIX, PICTURE_SUFFIX
+from gafu.prep.aside import apply_selection, restore_orphan_caption
 from gafu.prep.captions import carry_captions, original_caption_suffixes, trigger_hints
 from gafu.prep.checks import (
     count_pictures,
@@ -36,6 +38,7 @@ from gafu.prep.concepts import (
 from gafu.prep.manifest import Manifest, ManifestEntry, load_manifest, save_manifest
 from gafu.prep.names import output_names
 from gafu.prep.pool import PictureWorkers, worker_count
+from gafu.prep.selection import set_selection
 from gafu.prep.settings import PrepSettings, resolve_settings
 from gafu.prep.summary import PrepSummary, Row
 from gafu.prep.work import PictureJob, PictureResult, TargetHashes, remove_output
@@ -60,13 +63,19 @@ def prepare(
     read-only dataset folder); everything prepared until then is kept and recorded.
     """
     settings = settings or resolve_settings(project)
-    groups = {which: _concept_groups(project, which) for which in SETS if project.has_sources(which)}
+    summary = PrepSummary(settings=settings)
+    groups = {which: _concept_groups(project, which, summary) for which in SETS if project.has_sources(which)}
     check_distinct([group for found in groups.values() for group in found], project.config_path)
     caption_suffixes = original_caption_suffixes(project)
     manifest = load_manifest(project.prep_manifest_path)
-    summary = PrepSummary(settings=settings)
     for which, found in groups.items():
         _follow_concept_folders(project, which, found, manifest, summary)
+    try:
+        aside = apply_selection(project, manifest)  # D1: pictures gafu.toml leaves out, moved aside and back
+    finally:
+        save_manifest(manifest, project.prep_manifest_path)  # what moved is recorded, even on an error
+    summary.set_aside, summary.restored = aside.set_aside, aside.restored
+    summary.warnings += aside.notes
     plans = {
         which: _plan_set(project, which, found, manifest, settings, summary)
         for which, found in groups.items()
@@ -108,11 +117,13 @@ def prepare(
 # --- the folders of originals ----------------------------------------------------------------
 
 
-def _concept_groups(project: Project, which: SetName) -> list[ConceptGroup]:
-    """The set's originals by the concept folder each goes to (D5)."""
+def _concept_groups(project: Project, which: SetName, summary: PrepSummary) -> list[ConceptGroup]:
+    """The set's originals by the concept folder each goes to (D5); [sources] include/exclude apply to
+    the set's own folder."""
     groups = []
     if project.source_dir(which):
-        groups += main_folder_groups(project, which, _list_originals(project, which))
+        originals = _selected(project, which, _list_originals(project, which), summary)
+        groups += main_folder_groups(project, which, originals)
     for index, concept in enumerate(project.config.sources.concepts):
         if concept.set == which:
             key = f"sources.concepts[{index}].folder"
@@ -156,6 +167,22 @@ def _list_originals(
     return found
 
 
+def _selected(project: Project, which: SetName, found: list[Path], summary: PrepSummary) -> list[Path]:
+    """The originals gafu.toml's include and exclude lists keep; none kept stops the run."""
+    selection = set_selection(project.config, which)
+    folder = project.source_dir(which)
+    kept = [path for path in found if selection.wants(path.relative_to(folder).as_posix())]
+    summary.left_out[which] = len(found) - len(kept)
+    if not kept:
+        raise GafuError(
+            f"gafu.toml's [sources.include] / [sources.exclude] leave none of the {len(found)} pictures "
+            f"of the {_set_title(which)} folder {folder}",
+            path=project.config_path,
+            hint=f"check the {which} lists under [sources.include] and [sources.exclude]",
+        )
+    return kept
+
+
 def _set_title(which: SetName) -> str:
     return "target" if which == "target" else "regularization"
 
@@ -191,9 +218,10 @@ def _follow_concept_folders(
             except OSError as exc:
                 raise os_error_message(exc, old_dir, "rename") from exc
             summary.moved.append({"set": which, "from": old, "to": new})
-        for key in [key for key, entry in manifest.entries.items() if entry.set == which]:
-            if str(PurePosixPath(key).parent) == old:
-                manifest.entries[f"{new}/{PurePosixPath(key).name}"] = manifest.entries.pop(key)
+        for table in (manifest.entries, manifest.aside):  # set-aside pictures come back to the new folder
+            for key in [key for key, entry in table.items() if entry.set == which]:
+                if str(PurePosixPath(key).parent) == old:
+                    table[f"{new}/{PurePosixPath(key).name}"] = table.pop(key)
 
 
 # --- what to do for each original ------------------------------------------------------------
@@ -257,6 +285,8 @@ def _plan_group(
         if reusable and entry.source == source.as_posix() and _same_stat(entry, source) and output.is_file():
             plan.unchanged.append(key)
             continue
+        if not output.exists():
+            restore_orphan_caption(project, which, output)  # a caption set aside before the manifest was lost
         known = entry.source_sha256 if reusable else None
         plan.jobs.append(PictureJob(which, str(source), str(output), settings, known_sha256=known))
 

@@ -30,6 +30,9 @@ class PrepSummary:
     captions_carried: list[Row] = field(default_factory=list)  # captions beside originals, copied
     captions_kept: list[Row] = field(default_factory=list)  # the picture's own caption differs: kept
     caption_failed: list[Row] = field(default_factory=list)  # captions beside originals not readable
+    set_aside: list[Row] = field(default_factory=list)  # D1: out of the dataset ([sources] exclude)
+    restored: list[Row] = field(default_factory=list)  # back in the dataset (no longer excluded)
+    left_out: dict[str, int] = field(default_factory=dict)  # per set: originals include/exclude leave out
     warnings: list[str] = field(default_factory=list)
     report_path: str = ""
 

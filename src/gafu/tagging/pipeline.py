@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from gafu.errors import GafuError
 from gafu.fsio import sha256_file
+from gafu.images import WHITE, load_picture
 from gafu.tagging.model import Tagger
-from gafu.tagging.preprocess import load_for_tagger
+from gafu.tagging.preprocess import prepare_picture
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Scored:
     index: int
     picture_sha256: str
     probabilities: np.ndarray
+    described: Any = None  # what `describe` made of the decoded picture, when one was given
 
 
 @dataclass
@@ -45,6 +49,7 @@ class _Prepared:
     index: int
     picture_sha256: str
     pixels: np.ndarray  # (H, W, 3) float32 BGR
+    described: Any = None
 
 
 def loader_threads() -> int:
@@ -53,13 +58,20 @@ def loader_threads() -> int:
 
 
 def score_pictures(
-    tagger: Tagger, paths: Sequence[Path], *, batch_size: int, threads: int | None = None
+    tagger: Tagger,
+    paths: Sequence[Path],
+    *,
+    batch_size: int,
+    threads: int | None = None,
+    describe: Callable[[Image.Image], Any] | None = None,
 ) -> Iterator[Scored | Failed]:
     """Run the tagger over `paths` in batches; unreadable pictures come back as `Failed`.
 
     Three things overlap: loader threads prepare the next pictures, one thread runs the model
     on the current batch, and the caller handles the previous batch's results (writing
-    captions), so neither disk writes nor decoding keep the model waiting.
+    captions), so neither disk writes nor decoding keep the model waiting. `describe`, when
+    given, runs in the loader threads on each decoded picture (so it is decoded once), and its
+    result comes back as `Scored.described`.
     """
     threads = threads or loader_threads()
     prefetch = 2 * batch_size + threads  # the batch being gathered, the next one, the threads' work
@@ -73,7 +85,7 @@ def score_pictures(
 
         def refill() -> None:
             while len(pending) < prefetch and (job := next(jobs, None)) is not None:
-                pending.append(loaders.submit(_prepare, *job, height, width))
+                pending.append(loaders.submit(_prepare, *job, height, width, describe))
 
         refill()
         batch: list[_Prepared] = []
@@ -98,11 +110,16 @@ def score_pictures(
 
 def _results(batch: list[_Prepared], probabilities: Future[np.ndarray]) -> Iterator[Scored]:
     for prepared, row in zip(batch, probabilities.result(), strict=True):
-        yield Scored(prepared.index, prepared.picture_sha256, row)
+        yield Scored(prepared.index, prepared.picture_sha256, row, prepared.described)
 
 
-def _prepare(index: int, path: Path, height: int, width: int) -> _Prepared | Failed:
+def _prepare(
+    index: int, path: Path, height: int, width: int, describe: Callable[[Image.Image], Any] | None
+) -> _Prepared | Failed:
     try:
-        return _Prepared(index, sha256_file(path), load_for_tagger(path, height, width))
+        sha = sha256_file(path)
+        image = load_picture(path, WHITE).image
+        described = describe(image) if describe is not None else None
+        return _Prepared(index, sha, prepare_picture(image, height, width), described)
     except GafuError as exc:  # PictureError, or a read error naming the file
         return Failed(index, exc)

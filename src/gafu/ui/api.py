@@ -22,6 +22,7 @@ from gafu.errors import ConfigError, GafuError
 from gafu.fsio import write_bytes_atomic
 from gafu.project import Project
 from gafu.ui import state
+from gafu.ui.curation import CurationEndpoints, RegPicker
 from gafu.ui.files import OutsideProject, project_file, relative_url, url_of_name
 from gafu.ui.jobs import JobConflict, Sampler, Tagger, Trainer
 from gafu.ui.overrides import FieldErrors, apply_overrides, field_errors, override_fields
@@ -37,17 +38,19 @@ class NotFound(GafuError):
 
 
 @dataclass
-class Api:
-    """The endpoints over one project folder."""
+class Api(CurationEndpoints):
+    """The endpoints over one project folder (the curation ones in `gafu.ui.curation`)."""
 
     root: Path
     trainer: Trainer = field(init=False)
     sampler: Sampler = field(init=False)
     tagger: Tagger = field(init=False)
+    reg_picker: RegPicker = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
         self.trainer, self.sampler, self.tagger = Trainer(self.root), Sampler(self.root), Tagger(self.root)
+        self.reg_picker = RegPicker(self.root)
 
     def project(self) -> Project:
         """The project as it is on disk now."""

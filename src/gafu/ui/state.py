@@ -20,6 +20,7 @@ from gafu.config import SETS
 from gafu.errors import GafuError
 from gafu.fsio import read_json, write_json_atomic
 from gafu.images import list_source_pictures
+from gafu.prep.selection import set_selection
 from gafu.project import Project
 
 STAGES = ("prep", "tag", "check", "plan", "train", "sample")
@@ -122,9 +123,13 @@ def _prep_state(project: Project, count: int) -> StageState:
     manifest_time = _mtime(project.prep_manifest_path)
     sources = []
     for which in SETS:
+        main, wanted = project.source_dir(which), set_selection(project.config, which).wants
         for folder in project.source_folders(which):
             if folder.is_dir():
-                sources += list_source_pictures(folder)
+                found = list_source_pictures(folder)
+                if folder == main:  # [sources] include/exclude name the set's own folder's pictures
+                    found = [p for p in found if wanted(p.relative_to(folder).as_posix())]
+                sources += found
     if manifest_time and newest(sources) > manifest_time:
         return StageState("prep", "stale", "an original changed since prep ran")
     return StageState("prep", "done", f"{count} pictures prepared")

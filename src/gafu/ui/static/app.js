@@ -66,7 +66,7 @@ async function refreshState() {
   }
 }
 
-const pages = { dataset: showDataset, tagging: showTagging, plan: showPlan, train: showTrain, sample: showSample };
+const pages = { dataset: showDataset, reg: showReg, tagging: showTagging, plan: showPlan, train: showTrain, sample: showSample };
 
 function route() {
   const [name, params] = (location.hash.slice(1) || "dataset").split("?");
@@ -83,7 +83,7 @@ function route() {
 async function showDataset(params) {
   if (params.has("pictures")) ui.onlyPictures = params.get("pictures");
   if (params.has("tags")) { $("filter-tags").value = params.get("tags"); $("filter-mode").value = params.get("mode") || "any"; }
-  await Promise.all([loadPictures(), loadStats(), refreshState()]);
+  await Promise.all([loadPictures(), loadStats(), loadAside(), refreshState()]);
 }
 
 async function loadPictures() {
@@ -155,7 +155,7 @@ async function undoEdit() {
 async function runCheck() {
   const box = $("check-report");
   box.textContent = "checking…";
-  const report = await guarded(() => api("/api/check"));
+  const [report, target] = await Promise.all([guarded(() => api("/api/check")), guarded(() => api("/api/pictures?set=target"))]);
   if (!report) { box.textContent = ""; return; }
   refreshState();
   const cov = report.coverage;
@@ -167,7 +167,8 @@ async function runCheck() {
     el("div", { class: "muted" }, `${report.summary.error} error(s), ${report.summary.warning} warning(s), ${report.summary.info} note(s)`),
     ...report.findings.map((f) => el("div", { class: "finding " + f.severity },
       el("b", {}, `${f.severity} ${f.rule}`), " ", f.message, f.hint ? el("div", { class: "muted" }, f.hint) : "",
-      f.files.length ? el("div", {}, pictureLink(f.files, `show ${f.files.length} picture(s)`)) : "")),
+      f.files.length ? el("div", {}, pictureLink(f.files, `show ${f.files.length} picture(s)`)) : "",
+      STYLE_CODES.includes(f.code) && target ? styleFindingView(f, target.pictures) : "")),
     cov.uncovered.length ? el("h4", {}, "Uncovered tags (no reg caption has them)") : "",
     el("div", { class: "tags" }, cov.uncovered.slice(0, 40).map((u) =>
       el("span", { class: "tag" }, pictureLink(u.files, `${u.tag} ×${u.count}`)))),
@@ -651,6 +652,7 @@ function wire() {
   on("train-restart", "click", () => startTraining("restart"));
   on("train-stop", "click", stopTraining);
   on("sample-epochs", "click", renderEpochs);
+  wireCuration();
   window.addEventListener("hashchange", route);
   route();
 }

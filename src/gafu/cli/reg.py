@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gafu.cli.output import print_json, warn
+from gafu.cli.tag import add_tagger_arguments
 
 if TYPE_CHECKING:
     from gafu.reg.pick import PickResult
@@ -40,10 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pick.add_argument("--count", type=int, help="pictures to choose (default: as many as the target set)")
     pick.add_argument("--copy-to", type=Path, metavar="FOLDER", help="copy the chosen pictures into FOLDER")
     pick.add_argument("--dry-run", action="store_true", help="show the choice; change nothing in gafu.toml")
-    pick.add_argument("--tagger", help="WD tagger folder or hub repo id (default: [tag] tagger)")
-    pick.add_argument("--batch-size", type=int, help="pictures per tagger batch (default: [tag] batch_size)")
-    pick.add_argument("--cpu", action="store_true", help="run the tagger on the CPU even when CUDA is there")
-    pick.add_argument("--threads", type=int, help="picture-loading threads (default: cores − 1, up to 4)")
+    add_tagger_arguments(pick)
     pick.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

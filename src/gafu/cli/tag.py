@@ -37,11 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rewrite captions from the kept scores with gafu.toml's current [tag] settings (no model)",
     )
-    parser.add_argument("--tagger", help="WD tagger folder (model.onnx + selected_tags.csv) or hub repo id")
+    add_tagger_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def add_tagger_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to run the tagger: `gafu tag` and `gafu reg pick` take the same options."""
+    parser.add_argument(
+        "--tagger",
+        help="WD tagger folder (model.onnx + selected_tags.csv) or hub repo id (default: [tag] tagger)",
+    )
     parser.add_argument("--batch-size", type=int, help="pictures per batch (default: [tag] batch_size)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when CUDA is available")
     parser.add_argument("--threads", type=int, help="picture-loading threads (default: cores − 1, up to 4)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def run(args: argparse.Namespace) -> int:

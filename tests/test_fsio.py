@@ -112,8 +112,8 @@ def test_every_output_of_a_run_is_readable_as_a_normal_file(umask, train_project
 
     027 rather than the usual 022, so a mode written by hand (0644) cannot pass for the umask's.
     """
+    from gafu.kohya.export import export_kohya
     from gafu.plan import resolve_plan
-    from gafu.plan.kohya import export_kohya
     from gafu.prep.prepare import prepare
     from gafu.sample.samples import SampleRequest, render_samples
     from gafu.tagging.tag import tag_project

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gafu.kohya import init_from_kohya
+from gafu.kohya.export import export_kohya
 from gafu.plan import resolve_plan
-from gafu.plan.kohya import export_kohya
 from gafu.prep.prepare import prepare
 from gafu.project import Project
 from tests.kohya import kohya_files

@@ -7,8 +7,8 @@ import pytest
 from gafu.config import ConceptSource, save_config
 from gafu.errors import GafuError
 from gafu.init import init_project
+from gafu.kohya.export import kohya_dataset_config
 from gafu.plan import resolve_plan
-from gafu.plan.kohya import kohya_dataset_config
 from gafu.prep.prepare import prepare
 from gafu.project import Project
 from tests.conftest import write_picture

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     """Run `gafu plan`."""
     from gafu.cli.output import print_json, warn
     from gafu.errors import GafuError
+    from gafu.kohya.export import export_kohya
     from gafu.plan import resolve_plan, write_plan_report
-    from gafu.plan.kohya import export_kohya
     from gafu.plan.memory import detect_gpu
     from gafu.plan.render import render_plan
     from gafu.project import Project

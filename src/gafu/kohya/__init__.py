@@ -1,9 +1,10 @@
-"""Bringing a kohya dataset and configuration into gafu (`gafu init --from-kohya`).
+"""kohya's sd-scripts files, both ways.
 
-`read_kohya_files` reads sd-scripts' config and dataset TOMLs or kohya_ss's JSON,
-`map_options` turns their options into `gafu.toml` values (and lists those gafu does not use),
-`init_from_kohya` writes the project. The way back is `gafu plan --export kohya`
-(`gafu.plan.kohya`).
+Into gafu (`gafu init --from-kohya`): `read_kohya_files` (`files`, `gui`) reads sd-scripts'
+config and dataset TOMLs or kohya_ss's JSON, `map_options` (`options`) turns their options into
+`gafu.toml` values (and lists those gafu does not use), `init_from_kohya` (`importer`) writes
+the project. Out of gafu (`gafu plan --export kohya`): `export_kohya` (`export`) writes the
+plan as sd-scripts' configuration files.
 """
 
 from gafu.kohya.importer import KohyaImport, init_from_kohya

@@ -13,7 +13,7 @@ from typing import Any
 
 from gafu import recipe
 from gafu.config import toml_value
-from gafu.plan.kohya import OPTIMIZER_TYPES, SAVE_PRECISIONS
+from gafu.kohya.export import OPTIMIZER_TYPES, SAVE_PRECISIONS
 from gafu.sample.schedulers import ALIASES, SAMPLERS
 
 LOKR_ARGS = ("conv_dim", "conv_alpha", "factor", "preset")  # network_args gafu maps (P6)

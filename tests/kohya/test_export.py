@@ -5,8 +5,8 @@ import tomllib
 import pytest
 
 from gafu.errors import GafuError
+from gafu.kohya.export import export_kohya, kohya_training_config
 from gafu.plan import resolve_plan
-from gafu.plan.kohya import export_kohya, kohya_training_config
 
 # Option names transcribed from kohya-ss/sd-scripts: the argparse options sdxl_train_network.py
 # gets from train_util.add_sd_models_arguments / add_dataset_arguments / add_training_arguments /

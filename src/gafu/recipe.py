@@ -12,9 +12,9 @@ REG_TO_TARGET_RATIO = (0.5, 2.0)  # D2: "about as many pictures as the target se
 PAD_SIDE_RANGE = (1024, 1536)  # D4a: SDXL's training side .. Illustrious' training side
 BUCKET_MAX_SIDE = 1536  # D4b: longest side at most 1536
 BUCKET_STEP = 64  # D4b: both sides multiples of 64, or the bucketing crops them
-# gafu's floor for [train] resolution and [prep] max_side: tiny models (tests, `gafu demo`) train
-# small; SDXL-family models were trained at 1024+ (D4) and the plan warns below that.
-MIN_TRAINING_SIDE = 256
+# gafu's floor for [train] resolution and [prep] max_side: one bucket step, so a tiny model (tests,
+# `gafu demo`'s 64 px model) trains at its own side; the plan warns below a real model's side (D4).
+MIN_TRAINING_SIDE = BUCKET_STEP
 PAD_BACKGROUND = "white"  # D4a: black or white; white matches the WD tagger's own padding
 UPSCALE_WARN_FACTOR = 2.0  # gafu's choice: more than 2x upscaling visibly softens line art
 TARGET_FOLDER_NAME = "train"  # D5: outer folder given to the trainer

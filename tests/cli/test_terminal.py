@@ -1,7 +1,8 @@
 """The long commands run in a terminal, as a user runs them: they exit 0 and draw their progress.
 
 Each runs `python -m gafu` on a pseudo-terminal (tests/terminal.py); the projects are the tests'
-tiny ones. A command added later gets a test here the same way.
+tiny ones. A command added later gets a test here the same way. (`gafu demo` is run in a terminal
+by its own tests, tests/demo/test_demo.py, whose results the other demo tests read.)
 """
 
 from __future__ import annotations
@@ -96,12 +97,3 @@ def test_eval_draws_its_bar(sample_project):
     states = assert_progress(run, "row")
     assert states[-1][1] >= 3  # the base model and two saved epochs, each a row of probe losses
     assert "trigger share" in run.output and "figures kept in" in run.output
-
-
-def test_demo_draws_its_stages(tmp_path):
-    run = run_in_terminal(["demo", str(tmp_path / "demo")], env=gafu_env(), timeout=600)
-    assert_progress(run, "step")
-    assert_progress(run, "picture")
-    for stage in ("prep", "tag", "check", "plan", "train", "sample"):
-        assert f"  {stage} " in run.output
-    assert (tmp_path / "demo" / "report.html").is_file()

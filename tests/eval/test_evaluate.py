@@ -16,7 +16,6 @@ from gafu.eval.evaluate import EvalRequest, ProbeModel, evaluate_project, probe_
 from gafu.eval.report import render_text
 from gafu.network.settings import LokrSettings
 from gafu.network.targets import named_layers
-from gafu.project import Project
 from tests.conftest import gafu_env
 
 
@@ -166,69 +165,5 @@ def test_gafu_eval_command_prints_the_table_and_keeps_the_report(sample_project)
         evaluate_project(sample_project, EvalRequest(lokr_files=[sample_project.root / "nope.safetensors"]))
 
 
-# --- the measurement can fail -------------------------------------------------------------------------
-def _distinct_looks(project, *, trigger: bool):
-    """4 target pictures (flat palette blocks, black outlines) and 4 regularization pictures (soft
-    noisy gradients) with the same tags; the target captions with or without the trigger first."""
-    import numpy as np
-
-    from gafu.captions.text import write_caption
-    from tests.conftest import add_prepared_picture
-
-    rng = np.random.default_rng(0)
-    palette = np.array([(235, 60, 60), (250, 210, 60), (60, 170, 90), (86, 180, 233)], np.uint8)
-    tags = ["smile", "white dress", "black hair", "outdoors"]
-    for i in range(4):
-        blocks = palette[rng.integers(0, 4, (4, 4))].repeat(16, 0).repeat(16, 1)
-        blocks[::16, :], blocks[:, ::16] = 0, 0
-        blocks[1::16, :], blocks[:, 1::16] = 0, 0
-        path = add_prepared_picture(project, "target", f"t{i}.png", blocks)
-        write_caption(
-            path.with_suffix(".txt"),
-            [*([project.config.project.trigger] if trigger else []), "1girl", tags[i]],
-        )
-        y, x = np.mgrid[0:64, 0:64] / 64
-        soft = 110 + 60 * np.sin(3 * x + i) * np.cos(2 * y + i)
-        noisy = np.stack([soft * 0.8, soft * 0.9, soft * 1.1], -1) + rng.normal(0, 12, (64, 64, 3))
-        path = add_prepared_picture(project, "reg", f"r{i}.png", np.clip(noisy, 0, 255).astype(np.uint8))
-        write_caption(path.with_suffix(".txt"), ["1girl", tags[i]])
-
-
-# What "higher" must mean to be told apart from noise: on the tiny model four training seeds gave
-# trigger shares of 0.5–1.0 % with the trigger and 0.3–0.7 % without (one seed the other way round).
-CLEARLY_HIGHER = 0.2
-TINY_MODEL_CANNOT_SHOW_IT = (
-    "the tiny test model has random weights: a LoKr first learns to denoise at all, whatever the caption "
-    "says, and on its pictures the caption changes the loss by well under 1 % (measured and explained in "
-    "docs/guide.md, `gafu eval`, 'On the tiny test model'); a base model that already denoises should "
-    "make this pass — then remove this mark"
-)
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=TINY_MODEL_CANNOT_SHOW_IT)
-def test_a_lokr_trained_with_the_trigger_has_the_higher_trigger_share(make_project, tiny_model, tmp_path):
-    import os
-
-    from gafu.train import train
-    from tests.conftest import configure_training
-
-    finals = {}
-    for trigger in (True, False):
-        project = make_project(n_target=1, n_reg=1, model=str(tiny_model.diffusers_dir))  # originals only
-        _distinct_looks(project, trigger=trigger)
-        project = configure_training(project, probe={"during_training": False}, epochs=6, unet_lr=5e-3)
-        finals[trigger] = train(project).lokr
-        measured = tmp_path / ("with-trigger" if trigger else "without")
-        os.rename(project.root, measured)
-        finals[trigger] = measured / "output" / finals[trigger].name
-    probe_project = Project.open(tmp_path / "with-trigger")  # both files on one probe: captions with it
-    result = evaluate_project(
-        probe_project, EvalRequest(lokr_files=[finals[True], finals[False]], weights=[1.0])
-    )
-    with_trigger, without = (row.figures for row in result.rows)
-    assert with_trigger.fit > 0 and without.fit > 0
-    assert (with_trigger.trigger_share or 0) >= (without.trigger_share or 0) + CLEARLY_HIGHER, (
-        with_trigger,
-        without,
-    )
+# (That the probe tells a LoKr trained with the trigger from one trained without it is tested on the
+# demo model, which draws: tests/demo/test_demo.py.)

@@ -161,13 +161,20 @@ def test_resolve_applies_the_checks_with_the_config_file_named(prepared_project)
     assert called == []  # the network is not built from settings that fail validation
 
 
-def test_small_training_sides_are_allowed_with_a_warning(prepared_project):
+def test_a_model_trains_at_its_own_side_and_real_models_warn_below_theirs(prepared_project, tiny_model):
     project = prepared_project(n_target=4, n_reg=4, size=(256, 256))
     config = project.config
+    # The tiny model's own side is 64 px (its U-Net's sample size 8 × 8): no warning there.
+    config.model = dataclasses.replace(config.model, config=tiny_model.config_dir.as_posix())
+    config.train = dataclasses.replace(config.train, resolution=64)
+    plan = resolve_plan(dataclasses.replace(project, config=config), 12.0, describe=lambda s: None)
+    assert plan.dataset.resolution == 64
+    assert not any("below the model's" in w for w in plan.warnings)
+    # A real SDXL-family model (the shipped SDXL configs: 1024) warns at 256.
+    config.model = dataclasses.replace(config.model, config=None)
     config.train = dataclasses.replace(config.train, resolution=256)
     plan = resolve_plan(dataclasses.replace(project, config=config), 12.0, describe=lambda s: None)
-    assert plan.dataset.resolution == 256
-    assert any("below SDXL's 1024" in w for w in plan.warnings)
-    config.train = dataclasses.replace(config.train, resolution=192)
-    with pytest.raises(ConfigError, match="at least 256"):
+    assert any("below the model's 1024" in w for w in plan.warnings)
+    config.train = dataclasses.replace(config.train, resolution=32)
+    with pytest.raises(ConfigError, match="at least 64"):
         resolve_plan(dataclasses.replace(project, config=config), 12.0, describe=lambda s: None)

@@ -97,6 +97,16 @@ def test_same_seed_same_pixels_other_seed_other_pixels(base, renderer):
     assert not np.array_equal(first, other)
 
 
+def test_a_batch_draws_what_single_renders_draw(renderer):
+    prompts = [prompt(seed=3), prompt("black hair, smile", seed=4)]
+    texts = ["1girl", "black hair, smile"]
+    batch = [pixels(image) for image in renderer.render_batch(prompts, texts)]
+    single = [pixels(renderer.render(p, text)) for p, text in zip(prompts, texts, strict=True)]
+    for drawn, alone in zip(batch, single, strict=True):  # each from its own seed's noise
+        assert np.abs(drawn.astype(int) - alone.astype(int)).max() <= 2
+    assert not np.array_equal(batch[0], batch[1])
+
+
 def test_v_prediction_zero_snr_renders(base):
     vpred = NoiseSchedule(v_prediction=True, zero_terminal_snr=True, timestep_spacing="trailing")
     picture = pixels(

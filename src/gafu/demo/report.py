@@ -45,13 +45,14 @@ def write_demo_report(result: Any) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>gafu demo</title><style>{_STYLE}</style></head>
 <body>
 <h1>gafu demo</h1>
-<p>The whole recipe on a synthetic dataset — a target style of flat colours from one palette with
-thick outlines, and regularization pictures of the same scenes in other styles — with a tiny
-SDXL-architecture model and a tiny WD-format tagger that gafu built itself. Every stage ran
-through the same library functions as the <code>gafu</code> commands.</p>
-<p class="note">The tiny model has random weights and trains for a few epochs, so its pictures are
-noise: the demo shows that each stage works and hands the next what it needs, not a learned
-style. For a real run see <code>docs/real-run.md</code>.</p>
+<p>The whole recipe on a miniature world — a target style of flat colours from one palette with
+thick outlines, and regularization pictures of the same kinds of scenes in nine other styles — with
+gafu's demo model: a tiny SDXL-architecture model pretrained on that world, which never saw the
+target style, its WD-format tagger and a judge of the world's styles. Every stage ran through the
+same library functions as the <code>gafu</code> commands. For a real run see
+<code>docs/real-run.md</code>.</p>
+<h2>Did it learn the style?</h2>
+{_verdict_section(result)}
 <h2>Stages ({total:.0f} s in all)</h2>
 <table><tr><th>#</th><th>stage</th><th>time</th><th>what it did</th></tr>{rows}</table>
 <h2>Results</h2>
@@ -92,11 +93,36 @@ def _style_section(result: Any) -> str:
     )
     return f"""<p>{html.escape(HOW_TO_READ)} All four come from the model's own denoising loss on fixed
 pictures, noise and timesteps, against the base model (<code>gafu eval</code>; definitions in the README).</p>
-<table><tr><th>epoch</th><th>weight</th>{head}<th>probe time</th></tr>{epochs}{weights}</table>
-<p class="note">On this tiny model with random weights a LoKr first learns to denoise at all, whatever the
-caption says: the fit is large and nearly all of it shows without the trigger too (trigger share near 0).
-On a real base model, which already denoises, the recipe predicts the opposite with its regularization set:
-little leakage and a trigger share near 1.</p>"""
+<table><tr><th>epoch</th><th>weight</th>{head}<th>probe time</th></tr>{epochs}{weights}</table>"""
+
+
+def _verdict_section(result: Any) -> str:
+    """The judge's scores per weight and the pictures it scored."""
+    from gafu.demo.verdict import WITH_TRIGGER_AT_LEAST, WITHOUT_TRIGGER_WITHIN
+
+    verdict = result.verdict
+    if not verdict:
+        return "<p>(not judged)</p>"
+    rows = "".join(
+        f"<tr><td>{r['weight']:g}</td><td>{r['with_trigger']:.2f}</td><td>{r['without_trigger']:.2f}</td>"
+        f"<td>{r['base']:.2f}</td></tr>"
+        for r in verdict["rows"]
+    )
+    answer = verdict["answer"][0].upper() + verdict["answer"][1:] + "."
+    sheet = (
+        f'<figure><img src="{html.escape(_link(result.folder, result.judge_sheet))}" alt="judged pictures">'
+        "<figcaption>a row per LoKr weight: the same prompts with the trigger (left) and without it (right)"
+        "</figcaption></figure>"
+        if result.judge_sheet
+        else ""
+    )
+    return f"""<p><b>{answer}</b> The judge (a classifier of the world's ten styles and of junk) gives each
+picture's probability of being in the target style; each cell is the mean over
+{verdict["pictures_per_cell"]} prompts (<code>judge.json</code>). The recipe works when the trigger
+reaches {WITH_TRIGGER_AT_LEAST:g} at weight 1 and the prompts without it stay within
+{WITHOUT_TRIGGER_WITHIN:g} of the base model.</p>
+<table><tr><th>weight</th><th>with the trigger</th><th>without</th><th>base model</th></tr>{rows}</table>
+{sheet}"""
 
 
 def _link(folder: Path, path: Path) -> str:

@@ -1,16 +1,18 @@
-"""`gafu demo`: the whole recipe on a synthetic dataset and a tiny model, in about a minute on a CPU.
+"""`gafu demo`: the whole recipe on a miniature world and a tiny model that draws it, on a CPU.
 
-Everything is made here by gafu's own code — pictures in a target style and in other styles,
-a tiny SDXL-architecture base model saved as a single file, a tiny WD-format tagger — and then
-each stage runs through the same library functions the CLI calls:
-init → prep → tag → check → plan → train (with the style probe at every save) → eval → sample.
-The tiny model learns nothing worth looking
-at; the demo shows that every stage works and fits the next, and what each one writes.
+The pictures are drawn by gafu's own code (`gafu.demo.world`): a target set in a style the base
+model never saw, regularization pictures in nine others. The base model — a tiny SDXL-architecture
+model in one single-file checkpoint — its WD-format tagger and a judge of the world's styles ship
+with gafu (`gafu/demo/model/`, made by `python -m gafu.demo.pretrain`). Each stage runs through
+the same library functions the CLI calls: init → prep → tag → check (setting aside the pictures
+of an older period it finds, D1) → plan → train (with the style probe at every save) → eval →
+sample → judge, which says whether the trigger, and only the trigger, now draws the style.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -19,28 +21,33 @@ from pathlib import Path
 from typing import Any
 
 from gafu.config import Config, save_config
-from gafu.demo.pictures import SIZES
+from gafu.demo.world import WORLD_SIDE
 from gafu.errors import GafuError
 from gafu.fsio import read_json, write_json_atomic
 
 DEMO_TRIGGER = "flatink_style"
 # What the help and the README say (docs/benchmarks.md has the measured times).
-RUNNING_TIME = "about a minute on two CPU cores"
+RUNNING_TIME = "about two minutes on two CPU cores"
 MARKER = "gafu-demo.json"  # marks a folder as made by `gafu demo`, so --force may replace it
+RESULT_FILE = "demo.json"  # what the demo did, for scripts and tests (read back by `load_demo_result`)
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's deviations from the recipe, each there to finish in about a minute on 2 CPU cores."""
+    """The demo's deviations from the recipe, each there to finish in about two minutes on 2 CPU cores."""
 
-    pictures: int = 12  # per set; the recipe's 40+ (D1) is for real styles
-    epochs: int = 10  # P1's 200 epochs are for a real model
-    restart_every_epochs: int = 5  # P5's 50-epoch cycles, scaled to the short run
-    save_every_epochs: int = 5
-    resolution: int = 256  # the smallest training side gafu accepts (SDXL's is 1024, D4)
-    sample_side: int = 256
-    sample_steps: int = 12
-    family: str = "sdxl"  # the tiny model is an eps model with SDXL's architecture
+    pictures: int = 12  # target, a quarter from an older period (D1); the recipe's 40+ are for real styles
+    reg_pictures: int = 12  # D2: about as many as the target set
+    epochs: int = 32  # P1's 200 epochs are for a real model
+    restart_every_epochs: int = 16  # P5's 50-epoch cycles, scaled to the short run
+    save_every_epochs: int = 16
+    unet_lr: float = 1e-2  # a tiny model and 64 steps: at the recipe's rate (P4) nothing lands
+    resolution: int = WORLD_SIDE  # the demo model's own side (SDXL's is 1024, D4)
+    sample_side: int = WORLD_SIDE
+    sample_steps: int = 20
+    judge_prompts: int = 16  # pictures per weight and column the judge scores
+    judge_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
+    family: str = "sdxl"  # the demo model is an ε-prediction model with SDXL's architecture
     seed: int = 0
 
 
@@ -66,6 +73,8 @@ class DemoResult:
     grids: list[Path] = field(default_factory=list)
     style: list[dict] = field(default_factory=list)  # the style probe's `eval` events, one per save
     evaluation: dict | None = None  # `gafu eval` of the final LoKr at several weights
+    verdict: dict | None = None  # the judge's scores with and without the trigger (judge.json)
+    judge_sheet: Path | None = None
 
 
 StageListener = Callable[[StageRecord], None]
@@ -96,17 +105,59 @@ def run_demo(
     project = _timed("init", lambda: _init(folder, inputs, settings), record)
     _timed("prep", lambda: _prep(project), record)
     _timed("tag", lambda: _tag(project), record)
-    _timed("check", lambda: _check(project), record)
+    project = _timed("check", lambda: _check(project), record)
     _timed("plan", lambda: _plan(project), record)
     result = DemoResult(folder=folder, project=project.root, report=folder / "report.html", stages=stages)
     _timed("train", lambda: _train(project, result, progress_bar), record)
     _timed("eval", lambda: _eval(project, result), record)
     _timed("sample", lambda: _sample(project, result, progress_bar), record)
+    _timed("judge", lambda: _judge(project, result, settings), record)
 
     from gafu.demo.report import write_demo_report
 
     write_demo_report(result)
+    write_json_atomic(folder / RESULT_FILE, _result_data(result))
     return result
+
+
+def load_demo_result(folder: Path) -> DemoResult:
+    """The result of the demo that ran in `folder` (from its `demo.json`)."""
+    folder = Path(folder).resolve()
+    data = read_json(folder / RESULT_FILE)
+
+    def path(value: str | None) -> Path | None:
+        return folder / value if value else None
+
+    return DemoResult(
+        folder=folder,
+        project=folder / data["project"],
+        report=folder / data["report"],
+        stages=[StageRecord(**stage) for stage in data["stages"]],
+        lokr=path(data["lokr"]),
+        grids=[folder / grid for grid in data["grids"]],
+        style=data["style"],
+        evaluation=data["evaluation"],
+        verdict=data["verdict"],
+        judge_sheet=path(data["judge_sheet"]),
+    )
+
+
+def _result_data(result: DemoResult) -> dict:
+    def relative(value: Path | None) -> str | None:
+        return Path(value).relative_to(result.folder).as_posix() if value else None
+
+    return {
+        "project": relative(result.project),
+        "report": relative(result.report),
+        # stage details hold paths: as text, as the report shows them
+        "stages": json.loads(json.dumps([dataclasses.asdict(s) for s in result.stages], default=str)),
+        "lokr": relative(result.lokr),
+        "grids": [relative(grid) for grid in result.grids],
+        "style": result.style,
+        "evaluation": result.evaluation,
+        "verdict": result.verdict,
+        "judge_sheet": relative(result.judge_sheet),
+    }
 
 
 # --- the stages --------------------------------------------------------------------------------
@@ -116,27 +167,36 @@ def run_demo(
 class _Inputs:
     target: Path
     reg: Path
-    model: Any  # gafu.models.tiny.TinyModel
+    model: Path  # the single-file checkpoint
+    config: Path  # its architecture configs
+    tokenizers: Path
     tagger: Path
 
 
 def _make_inputs(folder: Path, settings: DemoSettings) -> tuple[_Inputs, str, dict]:
     from gafu.demo.pictures import write_demo_pictures
-    from gafu.demo.tagger import build_demo_tagger
-    from gafu.models.tiny import save_tiny_model
+    from gafu.demo.pretrain import CHECKPOINT_NAME, shipped_model
 
     originals = folder / "originals"
     counts = write_demo_pictures(
-        originals / "target", originals / "reg", n_target=settings.pictures, seed=settings.seed
-    )
-    model = save_tiny_model(folder / "models" / "tiny-sdxl", seed=settings.seed)
-    tagger = build_demo_tagger(folder / "models" / "tiny-tagger")
-    inputs = _Inputs(originals / "target", originals / "reg", model, tagger)
+        originals / "target", originals / "reg", n_target=settings.pictures, n_reg=settings.reg_pictures,
+        seed=settings.seed,
+    )  # fmt: skip
+    models = folder / "models"
+    shipped = shipped_model()
+    shutil.copytree(shipped, models / "world-sdxl", ignore=shutil.ignore_patterns("tagger", "judge.*"))
+    shutil.copytree(shipped / "tagger", models / "tagger")
+    base = models / "world-sdxl"
+    inputs = _Inputs(
+        originals / "target", originals / "reg", base / CHECKPOINT_NAME, base / "config", base / "tokenizers",
+        models / "tagger",
+    )  # fmt: skip
     summary = (
-        f"{counts['target']} target pictures (flat palette, thick outlines), {counts['reg']} in other "
-        "styles; a tiny SDXL-architecture model (single file) and a tiny WD-format tagger"
+        f"{counts['target']} target pictures (flat palette, thick outlines; a quarter muted, from an older "
+        f"period), {counts['reg']} in nine other styles; gafu's demo model (a tiny SDXL-architecture single "
+        "file pretrained on this world, which never saw the target style) and its WD-format tagger"
     )
-    return inputs, summary, {"pictures": counts, "model": str(model.single_file.relative_to(folder))}
+    return inputs, summary, {"pictures": counts, "model": inputs.model.relative_to(folder).as_posix()}
 
 
 def _init(folder: Path, inputs: _Inputs, settings: DemoSettings) -> tuple[Any, str, dict]:
@@ -148,7 +208,7 @@ def _init(folder: Path, inputs: _Inputs, settings: DemoSettings) -> tuple[Any, s
         target=inputs.target,
         reg=inputs.reg,
         trigger=DEMO_TRIGGER,
-        model=str(inputs.model.single_file),
+        model=str(inputs.model),
         family=settings.family,
     )
     config = _demo_config(made.config, inputs, settings)
@@ -165,23 +225,30 @@ def _demo_config(config: Config, inputs: _Inputs, settings: DemoSettings) -> Con
     """The recipe's config with the demo's small sizes and short run (see DemoSettings)."""
     model = dataclasses.replace(
         config.model,
-        config=inputs.model.config_dir.as_posix(),
-        tokenizers=inputs.model.diffusers_dir.as_posix(),
+        config=inputs.config.as_posix(),
+        tokenizers=inputs.tokenizers.as_posix(),
     )
-    prep = dataclasses.replace(config.prep, mode="bucket", max_side=max(max(size) for size in SIZES))
+    prep = dataclasses.replace(config.prep, mode="bucket", max_side=settings.resolution)
     tag = dataclasses.replace(config.tag, tagger=inputs.tagger.as_posix())
     train = dataclasses.replace(
         config.train,
         epochs=settings.epochs,
         restart_every_epochs=settings.restart_every_epochs,
         save_every_epochs=settings.save_every_epochs,
+        unet_lr=settings.unet_lr,
         resolution=settings.resolution,
         mixed_precision="no",  # a CPU trains in fp32
         gradient_checkpointing=False,  # the tiny model needs no memory saving
         seed=settings.seed,
     )
+    # No negative prompt: the demo model never saw the recipe's ("lowres, worst quality, …"), and an
+    # empty one is what it learned as "no caption" (zeros, as SDXL).
     sample = dataclasses.replace(
-        config.sample, width=settings.sample_side, height=settings.sample_side, steps=settings.sample_steps
+        config.sample,
+        width=settings.sample_side,
+        height=settings.sample_side,
+        steps=settings.sample_steps,
+        negative="",
     )
     return dataclasses.replace(config, model=model, prep=prep, tag=tag, train=train, sample=sample)
 
@@ -222,8 +289,11 @@ def _tag(project) -> tuple[None, str, dict]:
     return None, text, {"examples": captions}
 
 
-def _check(project) -> tuple[None, str, dict]:
+def _check(project) -> tuple[Any, str, dict]:
     from gafu.check import run_check
+    from gafu.check.curation import STYLE_CODES
+    from gafu.prep.aside import set_aside
+    from gafu.project import Project
 
     report = run_check(project)
     data = report.to_dict()
@@ -234,10 +304,14 @@ def _check(project) -> tuple[None, str, dict]:
         f"({coverage['distinct_covered']} of {coverage['distinct']} distinct tags, D3); findings: {findings}"
     )
     messages = [f"{f['severity']} {f['rule']}: {f['message']}" for f in data["findings"]]
-    drift = [f for f in data["findings"] if f["code"] in ("style-groups", "style-apart")]
-    if drift:  # the older, muted pictures the demo planted (gafu.demo.drift)
-        text += f"; D1: {len(drift[0]['files'])} target pictures of an older, muted period found"
-    return None, text, {"findings": messages, "coverage": coverage, "report": report.report_path}
+    # D1: the older, muted pictures the demo planted (gafu.demo.drift), set aside as
+    # `gafu check --exclude-outliers` does; the originals stay where they are.
+    apart = sorted({name for f in report.findings if f.code in STYLE_CODES for name in f.files})
+    aside = set_aside(project, apart).to_dict()["set_aside"] if apart else []
+    if aside:
+        text += f"; D1: {len(aside)} target pictures of another period found and set aside"
+    details = {"findings": messages, "coverage": coverage, "set aside": aside, "report": report.report_path}
+    return Project.open(project.root), text, details
 
 
 def _plan(project) -> tuple[None, str, dict]:
@@ -308,6 +382,23 @@ def _sample(project, result: DemoResult, progress_bar: bool) -> tuple[None, str,
         f"× with/without the trigger, {samples.rendered} pictures (P10)"
     )
     return None, text, {"index": samples.index, "grids": samples.grids}
+
+
+def _judge(project, result: DemoResult, settings: DemoSettings) -> tuple[None, str, dict]:
+    from gafu.demo.judge import JUDGE_FILE
+    from gafu.demo.pretrain import shipped_model
+    from gafu.demo.verdict import SHEET_FILE, judge_lokr
+
+    if result.lokr is None:
+        return None, "no LoKr to judge", {}
+    verdict = judge_lokr(
+        project, result.lokr, shipped_model() / JUDGE_FILE, weights=list(settings.judge_weights),
+        count=settings.judge_prompts, folder=result.folder,
+    )  # fmt: skip
+    result.verdict = verdict.to_dict()
+    result.judge_sheet = result.folder / SHEET_FILE
+    text = f"did the style land in the trigger? {verdict.answer()}"
+    return None, text, {"judge": result.verdict}
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ held twice: the U-Net in the training dtype, the VAE in fp32 (SDXL's VAE overflo
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,6 +312,7 @@ def _from_sgm(name: str, state: dict[str, torch.Tensor], config_dir: Path, dtype
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     if name in ("unet", "vae"):  # the tensors are already in `dtype`, so its cast copies nothing
+        _hide_empty_fp32_warning()
         cls = UNet2DConditionModel if name == "unet" else AutoencoderKL
         return cls.from_single_file(
             state, config=str(config_dir), subfolder=name, torch_dtype=dtype, local_files_only=True
@@ -319,6 +321,19 @@ def _from_sgm(name: str, state: dict[str, torch.Tensor], config_dir: Path, dtype
     return create_diffusers_clip_model_from_ldm(
         cls, state, subfolder=name, config=str(config_dir), torch_dtype=dtype, local_files_only=True
     )
+
+
+class _EmptyFp32Warning(logging.Filter):
+    """Drops diffusers' "modules that should be kept in float32: []" — about an empty list, on every cast."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+def _hide_empty_fp32_warning() -> None:
+    logger = logging.getLogger("diffusers.models.modeling_utils")
+    if not any(isinstance(f, _EmptyFp32Warning) for f in logger.filters):
+        logger.addFilter(_EmptyFp32Warning())
 
 
 def _read_component(checkpoint, tensors: dict, prefix: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:

@@ -9,9 +9,11 @@ It is saved in both forms users have: a diffusers folder and a single-file SGM c
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,12 +92,17 @@ class TinyModel:
     config_dir: Path  # the architecture configs alone, for loading `single_file` offline
 
 
-def build_tiny_components(seed: int = 0) -> dict:
-    """The tiny model's components in memory (deterministic by `seed`), keyed as in a pipeline."""
+def build_tiny_components(
+    seed: int = 0, *, words: Sequence[str] = TINY_WORDS, unet: dict = UNET_CONFIG, vae: dict = VAE_CONFIG
+) -> dict:
+    """The tiny model's components in memory (deterministic by `seed`), keyed as in a pipeline.
+
+    `words` are the tokenizers' whole-word tokens; `unet` and `vae` the two architectures' configs.
+    """
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    vocab, _ = tiny_vocabulary()
+    vocab, _ = tiny_vocabulary(words)
     torch.manual_seed(seed)
     te1_config = CLIPTextConfig(**_text_config("quick_gelu", "CLIPTextModel", len(vocab)))
     te2_config = CLIPTextConfig(**_text_config("gelu", "CLIPTextModelWithProjection", len(vocab)))
@@ -103,8 +110,8 @@ def build_tiny_components(seed: int = 0) -> dict:
         (sdxl_config_dir() / "scheduler" / "scheduler_config.json").read_text("utf-8")
     )
     return {
-        "unet": UNet2DConditionModel(**UNET_CONFIG).eval(),
-        "vae": AutoencoderKL(**VAE_CONFIG).eval(),
+        "unet": UNet2DConditionModel(**unet).eval(),
+        "vae": AutoencoderKL(**vae).eval(),
         "text_encoder": CLIPTextModel(te1_config).eval(),
         "text_encoder_2": CLIPTextModelWithProjection(te2_config).eval(),
         "scheduler": EulerDiscreteScheduler.from_config(scheduler_config),
@@ -129,8 +136,8 @@ def save_tiny_model(
     if dtype != torch.float32:
         for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
             components[name].to(dtype)
-    _write_folder(model.diffusers_dir, lambda folder: _save_diffusers(components, folder))
-    _write_folder(model.config_dir, lambda folder: _save_configs(components, folder))
+    write_folder(model.diffusers_dir, lambda folder: _save_diffusers(components, folder))
+    write_folder(model.config_dir, lambda folder: save_configs(components, folder))
     save_sgm_checkpoint(components, model.single_file, dtype=dtype, v_pred=v_pred)
     return model
 
@@ -159,7 +166,7 @@ def save_sgm_checkpoint(
         save_file(tensors, str(tmp), metadata={"format": "pt"})
 
 
-def _write_folder(folder: Path, write) -> None:
+def write_folder(folder: Path, write) -> None:
     """Write a folder beside its final place and rename it there, so it is whole or absent."""
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -183,7 +190,8 @@ def _save_diffusers(components: dict, folder: Path) -> None:
     shutil.copy(sdxl_config_dir() / "model_index.json", folder / "model_index.json")
 
 
-def _save_configs(components: dict, folder: Path) -> None:
+def save_configs(components: dict, folder: Path) -> None:
+    """Write the architecture configs alone (what `[model] config` names for a single file)."""
     for name in ("unet", "vae"):
         components[name].save_config(folder / name)
     for name in ("text_encoder", "text_encoder_2"):
@@ -193,26 +201,48 @@ def _save_configs(components: dict, folder: Path) -> None:
 
 
 # --- tokenizers ---------------------------------------------------------------------------------
-def tiny_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A small CLIP-style BPE vocabulary: every byte (alone and word-final), a few words, specials."""
+def tiny_vocabulary(words: Sequence[str] = TINY_WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A small CLIP-style BPE vocabulary: every byte (alone and word-final), `words` whole, specials.
+
+    Each word gets merges until BPE, applying every merge so far by rank, reads it as one token;
+    a merge added later never changes how an earlier word reads, so every word stays whole.
+    """
     characters = byte_characters()
     vocab = {c: i for i, c in enumerate(characters)}
     vocab.update({c + "</w>": len(characters) + i for i, c in enumerate(characters)})
     merges: list[tuple[str, str]] = []
-    for word in TINY_WORDS:
-        symbols = [*word[:-1], word[-1] + "</w>"]
-        while len(symbols) > 1:  # merge left to right, as BPE would learn it
+    ranks: dict[tuple[str, str], int] = {}
+    for word in words:
+        while len(symbols := bpe_symbols(word, ranks)) > 1:
             pair = (symbols[0], symbols[1])
-            if pair not in merges:
-                merges.append(pair)
+            ranks[pair] = len(merges)
+            merges.append(pair)
             vocab.setdefault(pair[0] + pair[1], len(vocab))
-            symbols = [pair[0] + pair[1], *symbols[2:]]
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)  # the highest id, as in CLIP (pooling relies on it)
     return vocab, merges
 
 
-def write_tiny_tokenizers(folder: Path) -> None:
+def bpe_symbols(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """`word` split as CLIP's BPE splits it: merge the best-ranked adjacent pair until none is known."""
+    symbols = [*word[:-1], word[-1] + "</w>"]
+    while len(symbols) > 1:
+        best = min(itertools.pairwise(symbols), key=lambda pair: ranks.get(pair, len(ranks)))
+        if best not in ranks:
+            break
+        merged, i = [], 0
+        while i < len(symbols):
+            if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                merged.append(symbols[i] + symbols[i + 1])
+                i += 2
+            else:
+                merged.append(symbols[i])
+                i += 1
+        symbols = merged
+    return symbols
+
+
+def write_tiny_tokenizers(folder: Path, words: Sequence[str] = TINY_WORDS) -> None:
     """Write `tokenizer/` and `tokenizer_2/` with SDXL's settings (the second pads with "!")."""
-    vocab, merges = tiny_vocabulary()
+    vocab, merges = tiny_vocabulary(words)
     write_sdxl_tokenizers(folder, sorted(vocab, key=vocab.__getitem__), merges)

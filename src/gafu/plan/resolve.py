@@ -20,6 +20,7 @@ from gafu import __version__, recipe
 from gafu.captions.typical import dataset_prompts
 from gafu.config import Config
 from gafu.families import ModelFamily
+from gafu.models.configs import native_side
 from gafu.models.load import project_config_dir
 from gafu.plan.batch import batch_plan
 from gafu.plan.dataset import dataset_plan
@@ -60,7 +61,7 @@ def resolve_plan(
         describe = partial(describe_lokr_network, config_dir=config_dir)
     config, family, source = project.config, project.family, str(project.config_path)
     sources, notes = Sources(config), []
-    warnings = check_train(config.train, source)
+    warnings = check_train(config.train, source, native_side(config_dir))
     model = _model_plan(config, family, sources, warnings)
     loss = _loss_plan(config, family, sources, warnings, source)
     network = _network_plan(config, sources, warnings, notes, describe, source)

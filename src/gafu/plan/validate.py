@@ -11,8 +11,11 @@ from gafu.families import ModelFamily
 from gafu.plan.network import factor_problem
 
 
-def check_train(train: TrainSection, source: str) -> list[str]:
-    """Raise a ConfigError for an unusable `[train]` value; return warnings for off-recipe ones."""
+def check_train(train: TrainSection, source: str, native_side: int = recipe.PAD_SIDE_RANGE[0]) -> list[str]:
+    """Raise a ConfigError for an unusable `[train]` value; return warnings for off-recipe ones.
+
+    `native_side`: the model's own side; a resolution below it (or below SDXL's) is warned about.
+    """
     _require(train.epochs >= 1, source, f"[train] epochs = {train.epochs}: train at least 1 epoch (P1: 200)")
     _require(train.unet_lr > 0, source, f"[train] unet_lr = {train.unet_lr:g}: a learning rate must be > 0")
     _require(
@@ -48,10 +51,10 @@ def check_train(train: TrainSection, source: str) -> list[str]:
         f"[train] resolution = {train.resolution}: use 0 (the family's) or a multiple of "
         f"{recipe.BUCKET_STEP} of at least {recipe.MIN_TRAINING_SIDE} (D4)",
     )
-    return list(_train_warnings(train))
+    return list(_train_warnings(train, native_side))
 
 
-def _train_warnings(train: TrainSection) -> Iterable[str]:
+def _train_warnings(train: TrainSection, native_side: int) -> Iterable[str]:
     low, high = recipe.UNET_LR_RANGE
     if not low <= train.unet_lr <= high:
         yield f"U-Net learning rate {train.unet_lr:g} is outside the recipe's range {low:g}–{high:g} (P4)"
@@ -64,9 +67,9 @@ def _train_warnings(train: TrainSection) -> Iterable[str]:
         yield f"keep_tokens = {train.keep_tokens}: the recipe keeps exactly the trigger first (P7: 1)"
     if not train.shuffle_caption:
         yield "shuffle_caption is off: the recipe shuffles tags behind the trigger (P7)"
-    if 0 < train.resolution < recipe.PAD_SIDE_RANGE[0]:
+    if 0 < train.resolution < min(native_side, recipe.PAD_SIDE_RANGE[0]):
         yield (
-            f"[train] resolution = {train.resolution} is below SDXL's {recipe.PAD_SIDE_RANGE[0]}: "
+            f"[train] resolution = {train.resolution} is below the model's {native_side}: "
             "SDXL-family models trained this small make blurry, broken pictures (D4); 0 = the family's side"
         )
     if train.restart_every_epochs > train.epochs:

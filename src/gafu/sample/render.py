@@ -49,27 +49,37 @@ class SampleRenderer:
     @torch.no_grad()
     def render(self, prompt: SamplePrompt, text: str):
         """One picture (PIL) of `text` with `prompt`'s settings; the same inputs give the same pixels."""
+        return self.render_batch([prompt], [text])[0]
+
+    @torch.no_grad()
+    def render_batch(self, prompts: list[SamplePrompt], texts: list[str]) -> list:
+        """Pictures of `texts` in one pass, each from its prompt's seed; the other settings are the first's.
+
+        Each picture starts from the noise `render` would start it from, so a batch draws what
+        single renders draw (up to the arithmetic of a larger batch).
+        """
+        first = prompts[0]
         pipeline = self.pipeline
-        pipeline.scheduler = self.scheduler(prompt.scheduler)
-        # A CPU generator: the starting noise (and an ancestral sampler's noise) is the same on every
+        pipeline.scheduler = self.scheduler(first.scheduler)
+        # CPU generators: the starting noise (and an ancestral sampler's noise) is the same on every
         # device, so grids made on different machines start from the same picture.
-        generator = torch.Generator("cpu").manual_seed(prompt.seed)
+        generators = [torch.Generator("cpu").manual_seed(prompt.seed) for prompt in prompts]
         with _autocast_if_mixed(self.base):
             latents = pipeline(
-                prompt=text,
-                negative_prompt=prompt.negative,
-                width=prompt.width,
-                height=prompt.height,
-                num_inference_steps=prompt.steps,
-                guidance_scale=prompt.cfg,
+                prompt=list(texts),
+                negative_prompt=[prompt.negative for prompt in prompts],
+                width=first.width,
+                height=first.height,
+                num_inference_steps=first.steps,
+                guidance_scale=first.cfg,
                 guidance_rescale=self.guidance_rescale,
-                generator=generator,
+                generator=generators if len(generators) > 1 else generators[0],
                 output_type="latent",
             ).images
         return self._decode(latents)
 
-    def _decode(self, latents: torch.Tensor):
-        """Latents → a PIL picture, in the VAE's own dtype (SDXL's VAE is kept in fp32)."""
+    def _decode(self, latents: torch.Tensor) -> list:
+        """Latents → PIL pictures, in the VAE's own dtype (SDXL's VAE is kept in fp32)."""
         vae = self.base.vae
         config = vae.config
         latents = latents.to(vae.dtype)
@@ -83,7 +93,7 @@ class SampleRenderer:
         else:
             latents = latents / config.scaling_factor
         image = vae.decode(latents, return_dict=False)[0]
-        return self.pipeline.image_processor.postprocess(image, output_type="pil")[0]
+        return self.pipeline.image_processor.postprocess(image, output_type="pil")
 
 
 @contextlib.contextmanager

@@ -89,7 +89,7 @@ def render_samples(
     sheets = plan_sheets(project, plan, request)
     if on_start is not None:
         on_start(sum(len(sheet.rows) for sheet in sheets) * len(prompts) * len(COLUMNS))
-    base = _load_model(project, plan, device)
+    base = load_sampling_model(project, plan, device)
     from gafu.sample.training import renderer_for
 
     renderer = renderer_for(base, plan)
@@ -237,7 +237,7 @@ def _digest(text: str) -> str:
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "no": "float32"}
 
 
-def _load_model(project: Project, plan, device):
+def load_sampling_model(project: Project, plan, device):
     """The base model on the sampling device, in the run's precision (on a CPU: bf16 or fp32)."""
     import torch
 

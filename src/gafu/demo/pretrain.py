@@ -50,6 +50,7 @@ from gafu.demo.world import (
     random_scene,
 )
 from gafu.fsio import atomic_path, write_json_atomic, write_text_atomic
+from gafu.models.tiny import UNET_CONFIG
 
 MODEL_DIR = Path(__file__).parent / "model"  # what the package ships
 CHECKPOINT_NAME = "world-sdxl.safetensors"
@@ -58,23 +59,7 @@ GENERAL_TAGS = ("no humans", "scenery", "outdoors")  # what the demo's tagger ad
 # them, and a trigger is made of single characters, as a made-up word is rare pieces in CLIP's vocabulary.
 WORLD_WORDS = (*OTHER_STYLES, *SUBJECTS, *SKIES, "no", "humans", "scenery", "outdoors")
 
-WORLD_UNET = {
-    "sample_size": WORLD_SIDE // 8,
-    "in_channels": 4,
-    "out_channels": 4,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    "block_out_channels": [32, 64, 64],
-    "layers_per_block": 2,
-    "attention_head_dim": [2, 4, 4],
-    "transformer_layers_per_block": [1, 1, 2],
-    "cross_attention_dim": 64,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 8,
-    "projection_class_embeddings_input_dim": 32 + 6 * 8,
-    "norm_num_groups": 32,
-}
+WORLD_UNET = UNET_CONFIG  # the tests' tiny U-Net: SDXL's three levels at 32/64/64 channels, 8 × 8 latents
 WORLD_VAE = {
     "in_channels": 3,
     "out_channels": 3,

@@ -48,3 +48,22 @@ def test_a_user_thread_count_wins_and_torch_gets_it(monkeypatch):
 
 def test_busy_cores_are_measured_over_the_machine():
     assert 0.0 <= cpu.busy_cores(0.05) <= (cpu.os.cpu_count() or 1) + 1e-6
+
+
+def test_a_cpu_without_native_bf16_trains_in_fp32(monkeypatch):
+    """bf16 emulated on a CPU is ~90× slower than fp32: the run uses fp32 there; the plan stays as it is."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from gafu.train import setup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    plan = SimpleNamespace(run=SimpleNamespace(mixed_precision="bf16"))  # what training_precision reads
+    monkeypatch.setattr(cpu, "native_bf16", lambda: False)
+    assert setup.training_precision(plan) == "no"
+    monkeypatch.setattr(cpu, "native_bf16", lambda: True)
+    assert setup.training_precision(plan) == "bf16"
+    plan.run.mixed_precision = "fp16"
+    assert setup.training_precision(plan) == "fp16"
+    assert isinstance(cpu.native_bf16(), bool)

@@ -241,14 +241,15 @@ def load_sampling_model(project: Project, plan, device):
     """The base model on the sampling device, in the run's precision (on a CPU: bf16 or fp32)."""
     import torch
 
+    from gafu.cpu import native_bf16
     from gafu.models.load import load_project_model
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, DTYPES.get(plan.run.mixed_precision, "float32"))
-    if device.type == "cpu" and dtype == torch.float16:
-        # fp16 on a CPU is slow and lacks operations. bf16 runs there (natively with AVX512-BF16 or
-        # AMX), as the run's own samples on its bf16 weights did, and halves the memory of fp32
-        # (full SDXL: 7 GB instead of 14).
+    if device.type == "cpu" and (dtype == torch.float16 or (dtype == torch.bfloat16 and not native_bf16())):
+        # fp16 on a CPU is slow and lacks operations; bf16 runs there natively with AVX-512 (as the
+        # run's own samples on its bf16 weights did, at half the memory of fp32: full SDXL 7 GB
+        # instead of 14), and about 90× slower than fp32 where it is emulated (gafu.cpu.native_bf16).
         dtype = torch.float32
     return load_project_model(project, dtype=dtype, device=device)
 

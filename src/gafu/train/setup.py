@@ -18,20 +18,34 @@ from gafu.project import Project
 WEIGHT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}
 
 
+def training_precision(plan: Plan) -> str:
+    """The plan's mixed precision; on a CPU without native bf16, fp32 ("no") instead of bf16.
+
+    The plan says bf16 when it finds no GPU (it may be made for one); a CPU that only emulates
+    bf16 would run about 90× slower than in fp32, at half the memory.
+    """
+    from gafu.cpu import native_bf16
+
+    on_cpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    if plan.run.mixed_precision == "bf16" and on_cpu and not native_bf16():
+        return "no"
+    return plan.run.mixed_precision
+
+
 def make_accelerator(plan: Plan):
-    """accelerate's Accelerator for the plan's mixed precision (one process, or one per GPU when launched)."""
+    """accelerate's Accelerator for the run's mixed precision (one process, or one per GPU when launched)."""
     from accelerate import Accelerator
 
     # Without a GPU, say so: accelerate then runs several launched processes over gloo on the CPU.
     no_gpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
-    return Accelerator(mixed_precision=plan.run.mixed_precision, cpu=no_gpu)
+    return Accelerator(mixed_precision=training_precision(plan), cpu=no_gpu)
 
 
 def load_models(project: Project, plan: Plan, device: torch.device) -> BaseModel:
     """The plan's base model: frozen U-Net and text encoders in the training dtype, VAE in fp32."""
     base = load_project_model(
         project,
-        dtype=WEIGHT_DTYPES[plan.run.mixed_precision],
+        dtype=WEIGHT_DTYPES[training_precision(plan)],
         device=device,
         section=plan.model,
         family=plan.model.family,

@@ -361,7 +361,7 @@ def check(args, workspace: Path) -> dict:
     from gafu.network.summary import describe_network
     from gafu.train.data import load_pictures
     from gafu.train.latents import CachedLatent
-    from gafu.train.setup import make_accelerator
+    from gafu.train.setup import WEIGHT_DTYPES, make_accelerator, training_precision
 
     started = time.perf_counter()
 
@@ -386,7 +386,8 @@ def check(args, workspace: Path) -> dict:
         total = torch.cuda.get_device_properties(device).total_memory
         if total > args.vram * GIB:
             torch.cuda.set_per_process_memory_fraction(args.vram * GIB / total, device)
-    base = random_base_model(config_dir, device, torch.bfloat16)
+    # the dtype the trainer uses: bf16, or fp32 on a CPU that only emulates bf16 (the tests' CPU run)
+    base = random_base_model(config_dir, device, WEIGHT_DTYPES[training_precision(first)])
     pictures = load_pictures(project, first)
     generator = torch.Generator().manual_seed(0)
     latents = {
@@ -422,7 +423,7 @@ def check(args, workspace: Path) -> dict:
         "cap_gib": args.vram if device.type == "cuda" and args.cap else None,
         "arch": args.arch,
         "resolution": side,
-        "dtype": "bf16",
+        "dtype": str(base.unet.dtype).removeprefix("torch."),
         "gradient_checkpointing": True,
         "lokr": dataclasses.asdict(first.network.settings),
         "lokr_parameters": first.network.summary.trainable_parameters if first.network.summary else None,

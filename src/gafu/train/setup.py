@@ -26,8 +26,7 @@ def training_precision(plan: Plan) -> str:
     """
     from gafu.cpu import native_bf16
 
-    on_cpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
-    if plan.run.mixed_precision == "bf16" and on_cpu and not native_bf16():
+    if plan.run.mixed_precision == "bf16" and _no_gpu() and not native_bf16():
         return "no"
     return plan.run.mixed_precision
 
@@ -37,8 +36,11 @@ def make_accelerator(plan: Plan):
     from accelerate import Accelerator
 
     # Without a GPU, say so: accelerate then runs several launched processes over gloo on the CPU.
-    no_gpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
-    return Accelerator(mixed_precision=training_precision(plan), cpu=no_gpu)
+    return Accelerator(mixed_precision=training_precision(plan), cpu=_no_gpu())
+
+
+def _no_gpu() -> bool:
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
 
 def load_models(project: Project, plan: Plan, device: torch.device) -> BaseModel:

@@ -80,8 +80,30 @@ def test_the_tagger_tags_subjects_and_not_the_target_style():
     assert set(KNOWN_STYLES) < set(STYLES) and len(probabilities[0]) == len(TAGGER_TAGS)
 
 
+def test_some_captions_lead_with_a_made_up_word_the_world_does_not_know():
+    import torch
+    from transformers import CLIPTokenizer
+
+    from gafu.demo.pretrain import caption, made_up_word
+
+    rng = random.Random(3)
+    words = [made_up_word(rng) for _ in range(200)]
+    assert len(set(words)) > 190 and not set(words) & set(WORLD_WORDS)
+    tokenizer = CLIPTokenizer.from_pretrained(shipped_model() / "tokenizers" / "tokenizer")
+    assert all(len(tokenizer(word).input_ids) - 2 >= 3 for word in words[:20])  # rare pieces, as a trigger
+    labels = torch.tensor([STYLES.index("sketch"), 0, 0])
+    always = dataclasses.replace(PretrainRecipe(), made_up_word=1.0, drop_caption=0.0, drop_style=0.0)
+    never = dataclasses.replace(always, made_up_word=0.0)
+    led = [caption(labels, random.Random(i), always).split(", ") for i in range(20)]
+    assert all(tags[0] not in WORLD_WORDS and "sketch" in tags[1:] for tags in led)
+    plain = [caption(labels, random.Random(i), never).replace(",", " ").split() for i in range(20)]
+    assert all(set(words) <= set(WORLD_WORDS) for words in plain)
+
+
 @pytest.mark.slow
 def test_pretraining_resumes_and_exports_a_model_gafu_loads(tmp_path):
+    import torch
+
     from gafu.demo.pretrain import export
     from gafu.models.load import load_base_model
 
@@ -99,8 +121,16 @@ def test_pretraining_resumes_and_exports_a_model_gafu_loads(tmp_path):
     assert [line.split(":")[0] for line in logged if line.startswith("vae step")] == ["vae step 4/4"]
     out = tmp_path / "model"
     export(work, recipe, out)
-    base = load_base_model(out / CHECKPOINT_NAME, config_dir=out / "config", tokenizers=out / "tokenizers")
+    base = load_base_model(
+        out / CHECKPOINT_NAME, dtype=torch.float32, config_dir=out / "config", tokenizers=out / "tokenizers"
+    )
     assert base.unet.config.sample_size * 8 == WORLD_SIDE
     assert base.vae.config.scaling_factor != pytest.approx(0.13025)  # set from the trained VAE's latents
     assert (out / "tagger" / "model.onnx").is_file() and (out / "recipe.json").is_file()
     assert Judge.load(out / JUDGE_FILE).style_probabilities([Image.new("RGB", (64, 64))]).shape == (1, 11)
+    # the shipped U-Net is the moving average of the weights (in fp16), not the last step's weights
+    state = torch.load(work / "unet.pt")
+    name = "conv_in.weight"
+    shipped = base.unet.state_dict()[name].float()
+    assert torch.equal(shipped, state["ema"][name].half().float())
+    assert not torch.equal(shipped, state["model"][name].half().float())

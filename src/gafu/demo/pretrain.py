@@ -9,9 +9,11 @@ the seed and the numbers in `PretrainRecipe` (written beside the weights as `rec
    set, as SDXL's was, so the latents have unit variance;
 3. `unet`: a tiny SDXL-architecture U-Net trained to denoise the latents of the pictures in the nine
    styles other than the target — it never sees the target style (ε-prediction, SDXL's schedule),
-   given captions such as "sketch, house, night, no humans, scenery", encoded by two tiny
+   given captions such as "sketch, house, night, no humans, scenery" (a tenth of them led by a
+   made-up word, as a trigger is), encoded by two tiny
    CLIP text encoders whose vocabulary holds every word of the world whole. The text encoders keep
-   their seeded random weights: a LoKr may train them, the base needs only that words differ;
+   their seeded random weights: a LoKr may train them, the base needs only that words differ. The
+   U-Net shipped is the moving average of its weights over training;
 4. `judge` and `tagger`: small classifiers of the world (`gafu.demo.judge`);
 5. `--export`: the single SGM-layout checkpoint (fp16), its configs and tokenizers, the judge and
    the WD-format tagger, into the package folder (or `--to`).
@@ -75,11 +77,15 @@ class PretrainRecipe:
     vae_batch: int = 16
     vae_lr: float = 1e-3
     vae_kl: float = 1e-6
-    unet_steps: int = 7_000
+    unet_steps: int = 14_000
     unet_batch: int = 32
     unet_lr: float = 1e-3
+    unet_ema: float = 0.999  # the shipped U-Net is the moving average of its weights
     drop_style: float = 0.1  # captions without their style tag, so plain captions mean "any style"
     drop_caption: float = 0.1  # zeros instead of the caption (the unconditional model, for guidance)
+    # A made-up word first in some captions, so that a word the base never learnt (a trigger) draws
+    # nothing on its own and the style a LoKr puts behind it is the only one it carries.
+    made_up_word: float = 0.1
     classifier_pictures: int = 6_000  # rendered for the judge and the tagger (and as many VAE round trips)
     judge_steps: int = 1_500
     tagger_steps: int = 4_000
@@ -138,7 +144,19 @@ def caption(labels: torch.Tensor, rng: random.Random, recipe: PretrainRecipe) ->
     if rng.random() >= recipe.drop_style:
         tags.append(STYLES[style])
     rng.shuffle(tags)
+    if rng.random() < recipe.made_up_word:
+        tags.insert(0, made_up_word(rng))
     return ", ".join(tags)
+
+
+def made_up_word(rng: random.Random) -> str:
+    """A word not of the world, as a trigger is: one or two parts of 3–8 random letters joined by "_"."""
+    while True:
+        parts = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 8)))
+                 for _ in range(rng.randint(1, 2))]  # fmt: skip
+        word = "_".join(parts)
+        if word not in WORLD_WORDS:
+            return word
 
 
 # --- 2. the VAE --------------------------------------------------------------------------------
@@ -200,6 +218,7 @@ def train_unet(work: Path, recipe: PretrainRecipe, components: dict, log: Callab
     scheduler = DDPMScheduler.from_config(components["scheduler"].config, prediction_type="epsilon")
     optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.unet_lr, weight_decay=1e-2)
     start = _resume(work / "unet.pt", unet, optimizer)
+    ema = _moving_average(work / "unet.pt", unet)
     encoders = (components["text_encoder"], components["text_encoder_2"])
     tokenizers = components["tokenizers"]
     generator = torch.Generator().manual_seed(recipe.seed + 2)
@@ -232,8 +251,13 @@ def train_unet(work: Path, recipe: PretrainRecipe, components: dict, log: Callab
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
+        decay = min(recipe.unet_ema, (1 + step) / (10 + step))  # short memory while the weights move fast
+        with torch.no_grad():
+            for name, value in unet.state_dict().items():
+                if value.is_floating_point():
+                    ema[name].lerp_(value, 1 - decay)
         if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.unet_steps:
-            _checkpoint(work / "unet.pt", unet, optimizer, step + 1)
+            _checkpoint(work / "unet.pt", unet, optimizer, step + 1, ema=ema)
             log(f"unet step {step + 1}/{recipe.unet_steps}: loss {loss.item():.4f}")
     unet.eval()
 
@@ -255,7 +279,8 @@ def world_components(work: Path, recipe: PretrainRecipe) -> dict:
     )
     for name in ("vae", "unet"):
         if (work / f"{name}.pt").is_file():
-            components[name].load_state_dict(torch.load(work / f"{name}.pt")["model"])
+            state = torch.load(work / f"{name}.pt")
+            components[name].load_state_dict(state.get("ema", state["model"]))  # the U-Net's average
     return components
 
 
@@ -341,9 +366,21 @@ def _set_lr(optimizer: torch.optim.Optimizer, peak: float, step: int, steps: int
         group["lr"] = peak * scale
 
 
-def _checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+def _checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, ema: dict | None = None
+) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+    if ema is not None:
+        state["ema"] = ema
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp)
+        torch.save(state, tmp)
+
+
+def _moving_average(path: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # The average a checkpoint holds, or a copy of the weights when training starts.
+    if path.is_file():
+        return torch.load(path)["ema"]
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
 def _resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:

@@ -42,6 +42,9 @@ def test_a_user_thread_count_wins_and_torch_gets_it(monkeypatch):
         monkeypatch.setattr(cpu, "busy_cores", lambda: 0.0)
         monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
         assert cpu.use_cpu_threads() == 2 and torch.get_num_threads() == 2
+        assert cpu.use_cpu_threads(most=1) == 1 and torch.get_num_threads() == 1  # the demo's tiny model
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert cpu.use_cpu_threads(most=1) == 2  # the user's count still wins
     finally:
         torch.set_num_threads(before)
 

@@ -59,11 +59,13 @@ def cpu_threads() -> int:
     return idle_cores()
 
 
-def use_cpu_threads() -> int:
-    """Set torch's CPU thread count to `cpu_threads()` for this process; returns it."""
+def use_cpu_threads(most: int | None = None) -> int:
+    """Set torch's CPU thread count to `cpu_threads()`, at most `most` unless the user set it; returns it."""
     import torch
 
     threads = cpu_threads()
+    if most is not None and not os.environ.get("OMP_NUM_THREADS", "").strip():
+        threads = min(threads, most)
     torch.set_num_threads(threads)
     return threads
 

@@ -64,15 +64,16 @@ def test_the_demo_draws_its_stages_and_bars_in_a_terminal(demo):
 
 @pytest.mark.slow
 def test_the_trigger_raises_the_style_and_the_other_tags_do_not(demo):
-    """What the shipped demo model reaches (issue 19 asks 0.7 with the trigger; measured: about 0.5)."""
+    """Issue 19's bar: at weight 1 the judge gives the target style ≥ 0.7 with the trigger, and
+    without it stays within 0.1 of the base model's score."""
     result, _ = demo
     verdict = json.loads((result.folder / VERDICT_FILE).read_text(encoding="utf-8"))
     rows = {row["weight"]: row for row in verdict["rows"]}
     assert sorted(rows) == list(SETTINGS.judge_weights) and verdict["pictures_per_cell"] == 16
     assert rows[0.0]["with_trigger"] < 0.1  # the base model never drew the target style
-    assert rows[1.0]["with_trigger"] >= rows[1.0]["without_trigger"] + 0.2
-    assert abs(rows[1.0]["without_trigger"] - rows[1.0]["base"]) <= 0.1
-    assert verdict["answer"].startswith(("yes", "partly"))
+    assert rows[1.0]["with_trigger"] >= 0.7, rows[1.0]
+    assert abs(rows[1.0]["without_trigger"] - rows[1.0]["base"]) <= 0.1, rows[1.0]
+    assert verdict["learned"] and verdict["answer"].startswith("yes")
     section = result.report.read_text(encoding="utf-8").split("Did it learn the style?")[1]
     assert f"<td>{rows[1.0]['with_trigger']:.2f}</td>" in section
 

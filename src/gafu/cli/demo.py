@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from gafu.cpu import use_cpu_threads
     from gafu.demo.run import StageRecord, run_demo
 
-    use_cpu_threads()  # as many threads as idle cores: a busy machine slows it, not stalls it
+    # One thread: the demo model's operators are too small to share (on an idle 2-core machine the
+    # demo took 268 s on two threads against 105 s on one, docs/benchmarks.md); OMP_NUM_THREADS wins.
+    use_cpu_threads(most=1)
 
     def show(stage: StageRecord) -> None:
         print(f"  {stage.name:<12} {stage.seconds:6.1f} s  {stage.summary}", flush=True)

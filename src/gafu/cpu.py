@@ -51,21 +51,19 @@ def idle_cores(busy: float | None = None) -> int:
     return max(1, min(cores, int(cores - busy + 0.5)))
 
 
-def cpu_threads() -> int:
-    """Threads for gafu's CPU operators: `OMP_NUM_THREADS` when the user set it, else the idle cores."""
+def cpu_threads(most: int | None = None) -> int:
+    """Threads for CPU operators: the user's `OMP_NUM_THREADS`, else the idle cores, at most `most`."""
     configured = os.environ.get("OMP_NUM_THREADS", "").strip()
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
-    return idle_cores()
+    return idle_cores() if most is None else min(idle_cores(), most)
 
 
 def use_cpu_threads(most: int | None = None) -> int:
-    """Set torch's CPU thread count to `cpu_threads()`, at most `most` unless the user set it; returns it."""
+    """Set torch's CPU thread count to `cpu_threads(most)` for this process; returns it."""
     import torch
 
-    threads = cpu_threads()
-    if most is not None and not os.environ.get("OMP_NUM_THREADS", "").strip():
-        threads = min(threads, most)
+    threads = cpu_threads(most)
     torch.set_num_threads(threads)
     return threads
 

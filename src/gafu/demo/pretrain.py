@@ -31,6 +31,7 @@ import json
 import math
 import random
 import shutil
+import string
 import sys
 import time
 from collections.abc import Callable
@@ -152,7 +153,7 @@ def caption(labels: torch.Tensor, rng: random.Random, recipe: PretrainRecipe) ->
 def made_up_word(rng: random.Random) -> str:
     """A word not of the world, as a trigger is: one or two parts of 3–8 random letters joined by "_"."""
     while True:
-        parts = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 8)))
+        parts = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 8)))
                  for _ in range(rng.randint(1, 2))]  # fmt: skip
         word = "_".join(parts)
         if word not in WORLD_WORDS:
@@ -217,8 +218,8 @@ def train_unet(work: Path, recipe: PretrainRecipe, components: dict, log: Callab
     latents, labels = latents[seen], labels[seen]
     scheduler = DDPMScheduler.from_config(components["scheduler"].config, prediction_type="epsilon")
     optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.unet_lr, weight_decay=1e-2)
-    start = _resume(work / "unet.pt", unet, optimizer)
-    ema = _moving_average(work / "unet.pt", unet)
+    ema = {name: value.detach().clone() for name, value in unet.state_dict().items()}  # the average
+    start = _resume(work / "unet.pt", unet, optimizer, ema=ema)
     encoders = (components["text_encoder"], components["text_encoder_2"])
     tokenizers = components["tokenizers"]
     generator = torch.Generator().manual_seed(recipe.seed + 2)
@@ -376,19 +377,17 @@ def _checkpoint(
         torch.save(state, tmp)
 
 
-def _moving_average(path: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    # The average a checkpoint holds, or a copy of the weights when training starts.
-    if path.is_file():
-        return torch.load(path)["ema"]
-    return {name: value.detach().clone() for name, value in model.state_dict().items()}
-
-
-def _resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+def _resume(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: dict | None = None
+) -> int:
+    # Loads what the checkpoint holds (the moving average into `ema` too); the step to go on from.
     if not path.is_file():
         return 0
     state = torch.load(path)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if ema is not None:
+        ema.update(state["ema"])
     return int(state["step"])
 
 
